@@ -1,0 +1,30 @@
+# Fresh-machine entry points. PyTorch's CPU wheel is installed first, pinned, so pip does not pull
+# the multi-gigabyte CUDA build; machines with a GPU can install their own torch beforehand.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+
+.PHONY: demo test install install-test clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e .
+
+install-test: $(BIN)/python
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q -e ".[test]"
+
+demo: install
+	$(BIN)/ganforge train --out runs/demo
+	$(BIN)/ganforge generate runs/demo --n 64 --grid runs/demo/generated.png --out runs/demo/generated
+
+test: install-test
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs build src/*.egg-info

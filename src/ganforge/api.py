@@ -1,0 +1,37 @@
+"""Loading trained runs for sampling."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from . import models
+from .checkpoint import CheckpointError, load_checkpoint, load_module, resolve
+from .config import RunConfig
+
+
+def load_run(path: str | Path, device: str = "cpu") -> tuple[RunConfig, torch.nn.Module, torch.nn.Module]:
+    """(config, G_ema, D) of a run directory or checkpoint file, in eval mode on ``device``."""
+    ckpt = resolve(path)
+    tensors, meta = load_checkpoint(ckpt)
+    cfg_path = ckpt.parent / "config.json"
+    cfg = RunConfig.load(cfg_path) if cfg_path.exists() else RunConfig.from_dict(meta.get("config", {}))
+    G, D = models.build(cfg.model)
+    prefix = "G_ema" if any(k.startswith("G_ema.") for k in tensors) else "G"
+    load_module(G, tensors, prefix, str(ckpt))
+    if any(k.startswith("D.") for k in tensors):
+        load_module(D, tensors, "D", str(ckpt))
+    G.class_names = list(cfg.class_names)
+    G.step = int(meta.get("step", 0))
+    return cfg, G.to(device).eval().requires_grad_(False), D.to(device).eval().requires_grad_(False)
+
+
+def load(path: str | Path, device: str = "cpu") -> torch.nn.Module:
+    """The generator of a run (its EMA weights), ready to sample: ``G(z, c)`` -> images in [-1, 1].
+
+    It carries ``z_dim``, ``num_classes``, ``img_shape``, ``class_names`` and ``step``.
+    """
+    return load_run(path, device)[1]
+
+
+__all__ = ["load", "load_run", "CheckpointError"]

@@ -1,0 +1,118 @@
+"""`ganforge bench`: training and generation speed of a model on this device.
+
+Training is timed twice on the same architecture and data: through ganforge's Trainer, and through a
+plain PyTorch loop written the textbook way (the DCGAN tutorial's structure: BCE loss, one fake batch
+reused for the G step, D's weight gradients computed in the G step, default threads). The two
+alternate ``repeats`` times and the best time of each is kept, so background load hurts both alike.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+
+from . import models
+from .config import DataConfig, RunConfig
+from .data import load_dataset
+from .generate import latents
+from .train.trainer import Trainer, resolve_device
+
+
+def _plain_loop_speed(cfg: RunConfig, images: torch.Tensor, steps: int, device) -> float:
+    """img/s of the textbook loop on freshly built copies of the same networks."""
+    torch.manual_seed(0)
+    G, D = (n.to(device) for n in models.build(cfg.model))
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    b = cfg.train.batch_size
+    ones, zeros = torch.ones(b, device=device), torch.zeros(b, device=device)
+
+    def one_step(i):
+        real = images[(torch.arange(b) + i * b) % len(images)].to(device).float() / 127.5 - 1
+        z = torch.randn(b, cfg.model.z_dim, device=device)
+        c = torch.randint(0, max(1, cfg.model.num_classes), (b,), device=device) if cfg.model.num_classes else None
+        fake = G(z, c)
+        opt_d.zero_grad()
+        loss_d = F.binary_cross_entropy_with_logits(D(real, c), ones) + \
+            F.binary_cross_entropy_with_logits(D(fake.detach(), c), zeros)
+        loss_d.backward()
+        opt_d.step()
+        opt_g.zero_grad()
+        F.binary_cross_entropy_with_logits(D(fake, c), ones).backward()
+        opt_g.step()
+
+    for i in range(3):  # warm-up
+        one_step(i)
+    _sync(device)
+    start = time.perf_counter()
+    for i in range(steps):
+        one_step(i)
+    _sync(device)
+    return steps * b / (time.perf_counter() - start)
+
+
+def _trainer_speed(cfg: RunConfig, data, steps: int, device) -> float:
+    tr = Trainer(cfg, data, device=device)
+    for _ in range(3):
+        tr.step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        tr.step()
+    _sync(device)
+    return steps * cfg.train.batch_size / (time.perf_counter() - start)
+
+
+def _generation_speed(G, device, n: int = 5000, batch: int = 1000) -> float:
+    G = G.to(device).eval()
+    z = latents(G, n, seed=0).to(device)
+    c = (torch.arange(n, device=device) % G.num_classes) if G.num_classes else None
+    with torch.inference_mode():
+        G(z[:batch], None if c is None else c[:batch])
+        _sync(device)
+        start = time.perf_counter()
+        for i in range(0, n, batch):
+            G(z[i:i + batch], None if c is None else c[i:i + batch])
+        _sync(device)
+    return n / (time.perf_counter() - start)
+
+
+def _sync(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def run_bench(family: str = "dcgan", data: str = "mnist", steps: int = 40, batch_size: int = 64, repeats: int = 3,
+              device: str = "auto") -> dict:
+    dev = resolve_device(device)
+    cfg = RunConfig(data=DataConfig(source=data))
+    cfg.model.family = family
+    cfg.train.batch_size = batch_size
+    cfg.train.diffaug = ""  # same work as the plain loop: no augmentation
+    cfg.train.ema_decay = 0.0
+    cfg.train.loss = "ns"
+    dataset = load_dataset(cfg.data)
+    from .train.trainer import complete_config
+
+    full = complete_config(cfg, dataset)
+    ours, plain = [], []
+    for _ in range(repeats):
+        plain.append(_plain_loop_speed(full, dataset.images, steps, dev))
+        ours.append(_trainer_speed(cfg, dataset, steps, dev))
+    G, _ = models.build(full.model)
+    gen = _generation_speed(G, dev)
+    return {
+        "device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads(), "family": family,
+        "data": data, "resolution": full.model.resolution, "batch_size": batch_size, "steps": steps,
+        "train_img_per_s": round(max(ours), 1), "plain_loop_img_per_s": round(max(plain), 1),
+        "speedup_vs_plain": round(max(ours) / max(plain), 3), "generate_img_per_s": round(gen, 1),
+    }
+
+
+def format_report(r: dict) -> str:
+    return (f"ganforge bench: {r['family']} on {r['data']} ({r['resolution']}px), batch {r['batch_size']}, "
+            f"{r['device']}, {r['threads']} threads, torch {r['torch']}\n"
+            f"  training   ganforge {r['train_img_per_s']:>9.1f} img/s   plain PyTorch loop "
+            f"{r['plain_loop_img_per_s']:>9.1f} img/s   ratio {r['speedup_vs_plain']:.2f}x\n"
+            f"  generation {r['generate_img_per_s']:>9.1f} img/s")

@@ -1,0 +1,310 @@
+"""The ``ganforge`` command line: a thin client of the library."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+D, M, T = DataConfig(), ModelConfig(), TrainConfig()
+FMT = argparse.ArgumentDefaultsHelpFormatter
+
+
+def _layers_arg(value: str):
+    """A JSON list of layers, inline or in a file."""
+    text = Path(value).read_text() if Path(value).is_file() else value
+    try:
+        layers = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not a JSON layer list or a file holding one ({e.msg})") from e
+    if not isinstance(layers, list):
+        raise argparse.ArgumentTypeError("a layer list must be a JSON array of objects")
+    return layers
+
+
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    return n
+
+
+def _add_train(sub):
+    p = sub.add_parser("train", formatter_class=FMT, help="train a GAN on a built-in data set or your images",
+                       description="Train a GAN. DATA is a built-in name (see `ganforge datasets`) or a folder / "
+                                   ".zip of images (sub-folders become classes).")
+    p.add_argument("data", nargs="?", default=D.source, help="data set: built-in name, folder or .zip")
+    p.add_argument("--out", default=None, help="run directory (default runs/FAMILY-DATA; -2, -3... if taken)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its checkpoint (other options ignored "
+                                                    "except --steps and --device)")
+    p.add_argument("--config", metavar="JSON", help="start from a config.json of an earlier run; flags override it")
+    d = p.add_argument_group("data")
+    d.add_argument("--resolution", type=int, default=D.resolution, help="image size (None: native, 64 for folders)")
+    d.add_argument("--channels", type=int, choices=[1, 3], default=D.channels, help="1 gray or 3 RGB (None: auto)")
+    d.add_argument("--fit", choices=["center-crop", "pad", "stretch"], default=D.fit, help="non-square images")
+    d.add_argument("--no-labels", action="store_true", help="ignore class labels / sub-folder names")
+    d.add_argument("--xflip", action="store_true", help="random horizontal flips of the real images")
+    d.add_argument("--no-cache", action="store_true", help="decode images again instead of using the cache")
+    m = p.add_argument_group("model")
+    m.add_argument("--family", default=M.family, help="model family (see `ganforge info --families`)")
+    m.add_argument("--z-dim", type=_positive, default=M.z_dim, help="latent size")
+    m.add_argument("--g-width", type=_positive, default=M.g_width, help="generator base width")
+    m.add_argument("--d-width", type=_positive, default=M.d_width, help="discriminator base width")
+    m.add_argument("--spectral-norm", action="store_true", help="spectral normalisation on D")
+    m.add_argument("--d-norm", choices=["auto", "batch", "none"], default=M.d_norm, help="D normalisation")
+    m.add_argument("--g-layers", type=_layers_arg, help="layers family: generator layer list (JSON or file)")
+    m.add_argument("--d-layers", type=_layers_arg, help="layers family: discriminator layer list (JSON or file)")
+    t = p.add_argument_group("training")
+    t.add_argument("--steps", type=_positive, default=T.steps, help="generator steps")
+    t.add_argument("--batch-size", type=_positive, default=T.batch_size, help="global batch size")
+    t.add_argument("--loss", choices=["ns", "hinge", "lsgan", "wgan-gp"], default=T.loss, help="GAN objective")
+    t.add_argument("--g-opt", choices=["adam", "sgd", "rmsprop"], default=T.g_opt, help="generator optimizer")
+    t.add_argument("--d-opt", choices=["adam", "sgd", "rmsprop"], default=T.d_opt, help="discriminator optimizer")
+    t.add_argument("--g-lr", type=float, default=T.g_lr, help="generator learning rate")
+    t.add_argument("--d-lr", type=float, default=T.d_lr, help="discriminator learning rate")
+    t.add_argument("--g-betas", type=float, nargs=2, default=T.g_betas, help="generator Adam betas")
+    t.add_argument("--d-betas", type=float, nargs=2, default=T.d_betas, help="discriminator Adam betas")
+    t.add_argument("--d-steps", type=_positive, default=T.d_steps, help="D steps per G step")
+    t.add_argument("--ema-decay", type=float, default=T.ema_decay, help="generator EMA decay (0: off)")
+    t.add_argument("--r1-gamma", type=float, default=T.r1_gamma, help="R1 penalty weight (0: off)")
+    t.add_argument("--gp-weight", type=float, default=T.gp_weight, help="WGAN-GP penalty weight")
+    t.add_argument("--diffaug", default=T.diffaug, help="DiffAugment policy: comma list of translation,cutout,"
+                                                        "color; '' for none")
+    t.add_argument("--seed", type=int, default=T.seed, help="random seed (same seed, same run on CPU)")
+    t.add_argument("--sample-every", type=_positive, default=T.sample_every, help="steps between sample grids")
+    t.add_argument("--ckpt-every", type=_positive, default=T.ckpt_every, help="steps between checkpoints")
+    t.add_argument("--log-every", type=_positive, default=T.log_every, help="steps between metric logs")
+    t.add_argument("--grid-size", type=_positive, default=T.grid_size, help="images per sample grid")
+    h = p.add_argument_group("hardware and logging")
+    h.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=T.device, help="where to train")
+    h.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+    h.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    h.add_argument("--tensorboard", action="store_true", help="log scalars and grids to RUN/tensorboard")
+    h.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def _config_from_args(a) -> RunConfig:
+    cfg = RunConfig.load(a.config) if a.config else RunConfig()
+    given = a.explicit if a.config else None
+
+    def put(section, field, value):
+        if given is None or field in given or field == "data":
+            setattr(section, field, value)
+
+    put(cfg.data, "source", a.data)
+    for f in ("resolution", "channels", "fit", "xflip"):
+        put(cfg.data, f, getattr(a, f))
+    put(cfg.data, "labels", not a.no_labels)
+    put(cfg.data, "cache", not a.no_cache)
+    for f in ("family", "z_dim", "g_width", "d_width", "spectral_norm", "d_norm", "g_layers", "d_layers"):
+        put(cfg.model, f, getattr(a, f))
+    for f in ("steps", "batch_size", "loss", "g_opt", "d_opt", "g_lr", "d_lr", "d_steps", "ema_decay", "r1_gamma",
+              "gp_weight", "diffaug", "seed", "sample_every", "ckpt_every", "log_every", "grid_size", "device",
+              "bf16", "channels_last", "tensorboard"):
+        put(cfg.train, f, getattr(a, f))
+    put(cfg.train, "g_betas", tuple(a.g_betas))
+    put(cfg.train, "d_betas", tuple(a.d_betas))
+    return cfg
+
+
+def cmd_train(a) -> int:
+    from .data import load_dataset
+    from .train import distributed
+    from .train.run import Run, new_run_dir
+    from .train.trainer import Trainer, resolve_device, set_cpu_threads
+
+    if a.resume:
+        cfg = RunConfig.load(a.resume)
+        cfg.train.steps = a.steps if "steps" in a.explicit else cfg.train.steps
+    else:
+        cfg = _config_from_args(a)
+    device = resolve_device(a.device if "device" in a.explicit or not a.resume else cfg.train.device)
+    dist = distributed.init_from_env(device.type)
+    if device.type == "cuda":
+        import torch
+
+        device = torch.device("cuda", dist.local_rank)
+    else:
+        set_cpu_threads(dist)
+    data = load_dataset(cfg.data)
+    if dist.is_main:
+        print(f"data: {data}")
+    if a.resume:
+        run = Run.resume(a.resume, data, device=device, dist=dist, progress=not a.quiet)
+        if dist.is_main:
+            print(f"resuming {a.resume} at step {run.trainer.step_count} of {run.trainer.cfg.train.steps}")
+    else:
+        trainer = Trainer(cfg, data, device=device, dist=dist)
+        run_dir = a.out or f"runs/{cfg.model.family}-{Path(cfg.data.source).stem or 'data'}"
+        run_dir = distributed.agree_on(str(new_run_dir(run_dir)) if dist.is_main else None, dist)
+        run = Run(trainer, run_dir, progress=not a.quiet)
+    reason = run.train()
+    out = run.finish()
+    if not dist.is_main:
+        return 0
+    if reason != "done":
+        print(f"\n{reason}: stopped at step {run.trainer.step_count}; checkpoint saved.\n"
+              f"Continue with: ganforge train --resume {run.dir}")
+        return 130 if reason == "SIGINT" else 143 if reason == "SIGTERM" else 1
+    print(f"\ntrained {run.trainer.step_count} steps. Run directory: {run.dir}")
+    for label, key in (("sample grid", "grid"), ("results over time", "gif"), ("checkpoint", "checkpoint")):
+        if key in out:
+            print(f"  {label + ':':19s}{out[key]}")
+    print(f"Next: ganforge generate {run.dir} --n 16 --grid grid.png")
+    return 0
+
+
+def _add_generate(sub):
+    p = sub.add_parser("generate", formatter_class=FMT, help="write samples of a trained run as PNGs or a grid")
+    p.add_argument("run", help="run directory (or its checkpoint.safetensors)")
+    p.add_argument("--n", type=_positive, default=16, help="number of images")
+    p.add_argument("--out", help="folder for one PNG per image (default RUN/generated when --grid is not given)")
+    p.add_argument("--grid", help="also/instead write one grid image to this file")
+    p.add_argument("--seed", type=int, default=0, help="latent seed: same seed, same images")
+    p.add_argument("--class", dest="class_index", type=int, help="class index for conditional runs (default: "
+                                                                  "cycle through all classes)")
+    p.add_argument("--truncation", type=float, default=1.0, help="psi: pull latents toward the mean (1 = off)")
+    p.add_argument("--batch-size", type=_positive, default=256, help="images per forward pass")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    p.set_defaults(func=cmd_generate)
+
+
+def cmd_generate(a) -> int:
+    from .api import load
+    from .generate import sample, write_pngs
+    from .images import auto_upscale, grid
+    from .train.trainer import resolve_device
+
+    G = load(a.run, device=str(resolve_device(a.device)))
+    images = sample(G, a.n, seed=a.seed, class_index=a.class_index, truncation=a.truncation, batch_size=a.batch_size)
+    out = a.out or (None if a.grid else str(Path(a.run) / "generated"))
+    if out:
+        paths = write_pngs(images, out)
+        print(f"wrote {len(paths)} PNGs to {out}")
+    if a.grid:
+        nrow = G.num_classes if G.num_classes and a.class_index is None else None
+        grid(images, nrow=nrow, upscale=auto_upscale(images.shape[-1])).save(a.grid)
+        print(f"wrote grid {a.grid}")
+    return 0
+
+
+def _add_interpolate(sub):
+    p = sub.add_parser("interpolate", formatter_class=FMT, help="render a looping walk through latent space")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--out", default="loop.gif", help="output .gif (or .mp4 with imageio-ffmpeg)")
+    p.add_argument("--keys", type=_positive, default=4, help="seeded key points in the loop")
+    p.add_argument("--steps", type=_positive, default=24, help="frames between key points")
+    p.add_argument("--n", type=_positive, default=1, help="independent walks side by side")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first walk's key points")
+    p.add_argument("--class", dest="class_index", type=int, help="class for conditional runs")
+    p.add_argument("--truncation", type=float, default=1.0, help="psi (1 = off)")
+    p.add_argument("--fps", type=_positive, default=20, help="frames per second")
+    p.set_defaults(func=cmd_interpolate)
+
+
+def cmd_interpolate(a) -> int:
+    from .api import load
+    from .generate import interpolate
+
+    G = load(a.run)
+    path = interpolate(G, a.out, keys=a.keys, steps=a.steps, seed=a.seed, class_index=a.class_index,
+                       truncation=a.truncation, n=a.n, fps=a.fps)
+    print(f"wrote {path} ({a.keys * a.steps} frames, loops seamlessly)")
+    return 0
+
+
+def _add_info(sub):
+    p = sub.add_parser("info", formatter_class=FMT, help="describe a run, or list the model families")
+    p.add_argument("run", nargs="?", help="run directory")
+    p.add_argument("--families", action="store_true", help="list the model families")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+
+def cmd_info(a) -> int:
+    from .info import describe_run, families_table
+
+    if a.families or not a.run:
+        print(families_table())
+        return 0
+    info = describe_run(a.run)
+    print(json.dumps(info, indent=2) if a.json else info["text"])
+    return 0
+
+
+def _add_datasets(sub):
+    p = sub.add_parser("datasets", formatter_class=FMT, help="list the built-in data sets")
+    p.set_defaults(func=cmd_datasets)
+
+
+def cmd_datasets(a) -> int:
+    from .data import builtin_datasets
+
+    for name, desc in builtin_datasets().items():
+        print(f"{name:10s} {desc}")
+    print("\nOr pass a folder or .zip of images (png, jpg, webp, bmp, gif); sub-folders become class labels.")
+    return 0
+
+
+def _add_bench(sub):
+    p = sub.add_parser("bench", formatter_class=FMT, help="measure training and generation speed on this device")
+    p.add_argument("--family", default="dcgan", help="model family to measure")
+    p.add_argument("--data", default="mnist", help="data set")
+    p.add_argument("--steps", type=_positive, default=40, help="timed training steps per measurement")
+    p.add_argument("--batch-size", type=_positive, default=64, help="training batch size")
+    p.add_argument("--repeats", type=_positive, default=3, help="alternating repeats (the best is kept)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(a) -> int:
+    from .bench import format_report, run_bench
+
+    report = run_bench(family=a.family, data=a.data, steps=a.steps, batch_size=a.batch_size, repeats=a.repeats,
+                       device=a.device)
+    print(json.dumps(report, indent=2) if a.json else format_report(report))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    p = argparse.ArgumentParser(prog="ganforge", description="Train, sample and measure GANs.", formatter_class=FMT)
+    p.add_argument("--version", action="version", version=f"ganforge {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_train, _add_generate, _add_interpolate, _add_info, _add_datasets, _add_bench):
+        add(sub)
+    return p
+
+
+def _explicit_options(argv: list[str] | None) -> set[str]:
+    """Names of the options the user actually typed (so --resume/--config keep the rest)."""
+    parser = build_parser()
+    for action in parser._subparsers._group_actions[0].choices.values():
+        for act in action._actions:
+            act.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
+    from .config import ConfigError
+    from .data import DataError
+    from .generate import GenerateError
+    from .train.trainer import TrainError
+
+    args = build_parser().parse_args(argv)
+    args.explicit = _explicit_options(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataError, CheckpointError, GenerateError, TrainError, FileNotFoundError) as e:
+        print(f"ganforge {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

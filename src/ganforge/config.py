@@ -1,0 +1,135 @@
+"""Typed run configuration, serialised to and from ``config.json``.
+
+A run's config holds everything needed to rebuild its networks and continue its training: the data
+options, the model family and sizes (filled in from the data), and the training hyperparameters.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_VERSION = 1
+
+
+class ConfigError(ValueError):
+    """A configuration value or file that cannot be used."""
+
+
+@dataclass
+class DataConfig:
+    source: str = "mnist"  # a built-in name (see `ganforge datasets`) or a folder / .zip of images
+    resolution: int | None = None  # None: native size for built-ins, 64 for folders
+    channels: int | None = None  # 1 or 3; None: 1 for built-ins, auto-detected for folders
+    fit: str = "center-crop"  # how non-square images become square: center-crop, pad or stretch
+    labels: bool = True  # use class labels (built-in classes, or sub-folder names) when present
+    xflip: bool = False  # random horizontal flips during training
+    cache: bool = True  # keep a preprocessed uint8 copy so later runs skip decoding
+
+
+@dataclass
+class ModelConfig:
+    family: str = "cdcgan"
+    z_dim: int = 64
+    resolution: int = 28  # filled from the data
+    channels: int = 1  # filled from the data
+    num_classes: int = 0  # filled from the data for conditional families; 0 = unconditional
+    g_width: int = 64  # base channel count (dcgan, cdcgan) or hidden width (mlp)
+    d_width: int = 64
+    spectral_norm: bool = False  # spectral normalisation on every D layer
+    d_norm: str = "auto"  # D normalisation: batch, none, or auto (none with spectral norm or WGAN-GP)
+    g_layers: list[dict[str, Any]] | None = None  # `layers` family: the generator's layer list
+    d_layers: list[dict[str, Any]] | None = None  # `layers` family: the discriminator's layer list
+
+    @property
+    def img_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.resolution, self.resolution)
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000  # generator steps
+    batch_size: int = 64  # global batch (split across processes under torchrun)
+    loss: str = "hinge"  # ns (non-saturating), hinge, lsgan, wgan-gp
+    g_opt: str = "adam"
+    d_opt: str = "adam"
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    g_betas: tuple[float, float] = (0.5, 0.999)
+    d_betas: tuple[float, float] = (0.5, 0.999)
+    d_steps: int = 1  # discriminator steps per generator step
+    ema_decay: float = 0.999  # generator EMA; 0 disables it
+    r1_gamma: float = 0.0  # R1 penalty weight on real images; 0 disables it
+    gp_weight: float = 10.0  # gradient-penalty weight for wgan-gp
+    diffaug: str = "translation"  # comma list of translation, cutout, color; "" disables
+    seed: int = 0
+    sample_every: int = 250  # steps between "results over time" grids
+    ckpt_every: int = 1000  # steps between checkpoints
+    log_every: int = 10  # steps between progress-bar / TensorBoard updates
+    device: str = "auto"  # auto, cpu, cuda, mps
+    bf16: bool = False  # bf16 autocast (CUDA)
+    channels_last: bool = False
+    tensorboard: bool = False
+    grid_size: int = 64  # images in each sample grid
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    class_names: list[str] = field(default_factory=list)
+    version: int = CONFIG_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+        if not isinstance(d, dict):
+            raise ConfigError("config must be a JSON object")
+        return cls(
+            data=_build(DataConfig, d.get("data", {}), "data"),
+            model=_build(ModelConfig, d.get("model", {}), "model"),
+            train=_build(TrainConfig, d.get("train", {}), "train"),
+            class_names=list(d.get("class_names", [])),
+            version=int(d.get("version", CONFIG_VERSION)),
+        )
+
+    def save(self, path: str | Path) -> None:
+        from .checkpoint import atomic_write_bytes
+
+        atomic_write_bytes(Path(path), self.to_json().encode())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "RunConfig":
+        path = Path(path)
+        if path.is_dir():
+            path = path / "config.json"
+        if not path.exists():
+            raise ConfigError(f"{path} not found: pass a run directory made by `ganforge train`")
+        try:
+            d = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path} is not valid JSON ({e}); the run's config is damaged") from e
+        return cls.from_dict(d)
+
+
+def _build(cls, values: dict[str, Any], section: str):
+    if not isinstance(values, dict):
+        raise ConfigError(f"config section '{section}' must be an object")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown {section} option(s) {', '.join(unknown)}; valid: {', '.join(names)}")
+    kwargs = {}
+    for k, v in values.items():
+        if isinstance(v, list) and k.endswith("betas"):
+            v = tuple(v)
+        kwargs[k] = v
+    return cls(**kwargs)

@@ -1,0 +1,89 @@
+"""Loading training images: built-in datasets, or a user folder / .zip of image files.
+
+``load_dataset(cfg)`` returns the whole dataset in memory as uint8 ``[N, C, H, W]`` (an
+:class:`ImageDataset`); the trainer shuffles, batches and scales it. Problems with the source are
+raised as :class:`DataError` before any training starts.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import torch
+
+from ..config import DataConfig
+from . import cache as _cache
+from .builtin import BUILTINS, load_builtin
+from .core import (DEFAULT_FOLDER_RESOLUTION, FIT_MODES, IMAGE_EXTENSIONS, MIN_RESOLUTION, DataError,
+                   ImageDataset)
+from .files import Decoded, decode_all, scan_folder, scan_zip
+
+__all__ = ["DataError", "ImageDataset", "load_dataset", "builtin_datasets", "default_cache_dir",
+           "IMAGE_EXTENSIONS"]
+
+
+def builtin_datasets() -> dict[str, str]:
+    """Built-in dataset names and a one-line description of each."""
+    return {name: desc for name, (desc, _) in BUILTINS.items()}
+
+
+def default_cache_dir() -> Path:
+    """``$GANFORGE_CACHE`` when set, else ``~/.cache/ganforge``."""
+    env = os.environ.get("GANFORGE_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "ganforge"
+
+
+def _check_options(cfg: DataConfig) -> None:
+    res = cfg.resolution
+    if res is not None and (isinstance(res, bool) or not isinstance(res, int) or res < MIN_RESOLUTION):
+        raise DataError(f"resolution must be a whole number >= {MIN_RESOLUTION} (or unset), got {res!r}")
+    if cfg.channels not in (None, 1, 3) or isinstance(cfg.channels, bool):
+        raise DataError(f"channels must be 1 (gray), 3 (RGB) or unset for auto, got {cfg.channels!r}")
+    if cfg.fit not in FIT_MODES:
+        raise DataError(f"fit must be one of {', '.join(FIT_MODES)}, got {cfg.fit!r}")
+
+
+def load_dataset(cfg: DataConfig, cache_dir: str | Path | None = None) -> ImageDataset:
+    """Load ``cfg.source`` (a built-in name, a folder or a .zip) preprocessed per ``cfg``.
+
+    User data is cached under ``cache_dir/datasets`` (default :func:`default_cache_dir`) when
+    ``cfg.cache`` is set, so a later load with the same files and options skips decoding.
+    """
+    _check_options(cfg)
+    source = str(cfg.source)
+    if source in BUILTINS:
+        return load_builtin(source, cfg)
+
+    path = Path(source).expanduser()
+    if not path.exists():
+        names = ", ".join(BUILTINS)
+        raise DataError(f"data folder '{source}' not found: pass a folder or .zip of images, "
+                        f"or a built-in name ({names})")
+    if path.is_file() and path.suffix.lower() != ".zip":
+        raise DataError(f"'{source}' is a file, not a folder or .zip: pass the folder that holds the "
+                        f"images, or a .zip of them")
+    path = path.resolve()
+    src = scan_zip(path) if path.is_file() else scan_folder(path)
+    resolution = cfg.resolution or DEFAULT_FOLDER_RESOLUTION
+    display = source
+
+    data: Decoded | None = None
+    target = None
+    if cfg.cache and len(src):
+        key = _cache.cache_key(src, resolution, cfg.channels, cfg.fit, cfg.labels)
+        target = _cache.cache_path(Path(cache_dir) if cache_dir is not None else default_cache_dir(), key)
+        data = _cache.load(target)
+    if data is None:
+        data = decode_all(src, cfg.channels, cfg.fit, resolution, cfg.labels, display)
+        if target is not None:
+            try:
+                _cache.save(target, data)
+            except OSError as e:  # a read-only or full disk should not stop training
+                warnings.warn(f"could not write the dataset cache {target} ({e}); continuing without it",
+                              stacklevel=2)
+    if data.skip_message:
+        warnings.warn(data.skip_message, stacklevel=2)
+
+    labels = torch.from_numpy(data.labels) if data.labels is not None else None
+    return ImageDataset(torch.from_numpy(data.images), labels, list(data.class_names), display, data.skipped)

@@ -1,0 +1,62 @@
+"""The types shared by the data package: the error type and the loaded dataset."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+# File extensions accepted in user folders and zips (compared lower-case).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+FIT_MODES = ("center-crop", "pad", "stretch")
+DEFAULT_FOLDER_RESOLUTION = 64
+MIN_RESOLUTION = 4
+
+
+class DataError(ValueError):
+    """A data source or data option that cannot be used; the message says what to do instead."""
+
+
+@dataclass
+class ImageDataset:
+    """A whole dataset held in memory as uint8 images.
+
+    ``images`` is ``[N, C, H, W]`` uint8 (H == W); ``labels`` is int64 ``[N]`` or None when the data
+    is unlabelled (or labels were turned off); ``class_names[i]`` names label ``i``.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor | None
+    class_names: list[str] = field(default_factory=list)
+    name: str = ""
+    skipped: int = 0
+
+    def __post_init__(self) -> None:
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(f"images must be uint8 [N, C, H, W], "
+                             f"got {self.images.dtype} {tuple(self.images.shape)}")
+        self.images = self.images.contiguous()
+        if self.labels is not None:
+            self.labels = self.labels.to(torch.int64).contiguous()
+            if self.labels.shape != (self.images.shape[0],):
+                raise ValueError(f"labels must have shape [{self.images.shape[0]}], "
+                                 f"got {tuple(self.labels.shape)}")
+
+    @property
+    def resolution(self) -> int:
+        return int(self.images.shape[2])
+
+    @property
+    def channels(self) -> int:
+        return int(self.images.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __repr__(self) -> str:
+        labels = f"{self.num_classes} classes" if self.labels is not None else "unlabelled"
+        return (f"ImageDataset(name={self.name!r}, n={len(self)}, channels={self.channels}, "
+                f"resolution={self.resolution}, {labels}, skipped={self.skipped})")

@@ -1,0 +1,70 @@
+"""Turning image tensors into files a person can look at: PNGs, grids and animated GIFs."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[-1, 1] float images [B, C, H, W] -> uint8 array [B, H, W, C]."""
+    x = ((images.detach().float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def to_pil(image_hwc: np.ndarray) -> Image.Image:
+    return Image.fromarray(image_hwc[..., 0] if image_hwc.shape[-1] == 1 else image_hwc)
+
+
+def grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2, upscale: int = 1) -> Image.Image:
+    """Tile images in rows of ``nrow`` (default: square-ish) with a ``pad``-pixel dark border."""
+    arr = to_uint8(images)
+    b, h, w, c = arr.shape
+    nrow = nrow or max(1, math.ceil(math.sqrt(b)))
+    ncol = math.ceil(b / nrow)
+    canvas = np.full((ncol * (h + pad) + pad, nrow * (w + pad) + pad, c), 32, np.uint8)
+    for i in range(b):
+        y, x = divmod(i, nrow)
+        canvas[pad + y * (h + pad): pad + y * (h + pad) + h, pad + x * (w + pad): pad + x * (w + pad) + w] = arr[i]
+    img = to_pil(canvas)
+    if upscale > 1:
+        img = img.resize((img.width * upscale, img.height * upscale), Image.NEAREST)
+    return img
+
+
+def auto_upscale(resolution: int, target: int = 64) -> int:
+    """Integer factor that makes tiny images (8 or 28 px) visible in grids."""
+    return max(1, target // resolution)
+
+
+def save_gif(frames: Sequence[Image.Image], path: str | Path, ms_per_frame: int = 100, loop: bool = True) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = [f.convert("RGB") if f.mode not in ("L", "RGB", "P") else f for f in frames]
+    frames[0].save(path, save_all=True, append_images=list(frames[1:]), duration=ms_per_frame,
+                   loop=0 if loop else 1, optimize=False)
+    return path
+
+
+def save_video(frames: Sequence[Image.Image], path: str | Path, fps: int = 20) -> Path:
+    """GIF via Pillow; MP4 via imageio-ffmpeg when it is installed."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".gif":
+        return save_gif(frames, path, ms_per_frame=round(1000 / fps))
+    if suffix == ".mp4":
+        try:
+            import imageio.v2 as imageio
+        except ImportError as e:
+            raise ValueError("writing .mp4 needs imageio and imageio-ffmpeg: pip install imageio imageio-ffmpeg; "
+                             "or write a .gif") from e
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with imageio.get_writer(path, fps=fps, macro_block_size=1) as writer:
+            for f in frames:
+                writer.append_data(np.asarray(f.convert("RGB")))
+        return path
+    raise ValueError(f"unsupported video format '{suffix}': use .gif or .mp4")

@@ -1,0 +1,176 @@
+"""A training run on disk: the loop the CLI uses around a :class:`Trainer`.
+
+A run directory holds ``config.json``, ``checkpoint.safetensors`` (weights, optimizer and RNG state),
+``log.jsonl`` (metrics), ``samples/step-NNNNNN.png`` (grids from fixed latents), ``progress.gif``
+(those grids over time) and ``samples.png`` (the final grid).
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import threading
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from ..config import RunConfig
+from ..data import ImageDataset
+from ..generate import latents
+from ..images import auto_upscale, grid, save_gif
+from .trainer import Trainer
+
+Callback = Callable[[Trainer, dict], None]
+
+
+def new_run_dir(base: str | Path) -> Path:
+    """``base`` if it is free, else ``base-2``, ``base-3``...: never overwrite an earlier run."""
+    base = Path(base)
+    path, i = base, 1
+    while path.exists() and any(path.iterdir()):
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class Run:
+    """Owns a trainer and its directory: fixed sample latents, grids, checkpoints, logs."""
+
+    def __init__(self, trainer: Trainer, run_dir: str | Path, progress: bool = True):
+        self.trainer, self.dir, self.progress = trainer, Path(run_dir), progress
+        self.main = trainer.dist.is_main
+        t, m = trainer.cfg.train, trainer.cfg.model
+        n = t.grid_size
+        if m.num_classes:  # one column per class
+            n = m.num_classes * math.ceil(n / m.num_classes)
+        self.grid_cols = m.num_classes or None
+        self.grid_z = latents(trainer.G, n, seed=t.seed)
+        self.grid_c = torch.arange(n) % m.num_classes if m.num_classes else None
+        self.stop_reason: str | None = None
+        self._tb = None
+        self.last_grid = None
+        if self.main:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            trainer.cfg.save(self.dir / "config.json")
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, data: ImageDataset, device=None, dist=None, progress=True) -> "Run":
+        run_dir = Path(run_dir)
+        cfg = RunConfig.load(run_dir)
+        tensors, meta = load_checkpoint(run_dir)
+        trainer = Trainer(cfg, data, device=device, dist=dist)
+        trainer.load_state(tensors, meta, source=str(run_dir / CHECKPOINT_NAME))
+        return cls(trainer, run_dir, progress)
+
+    # -------------------------------------------------------------- outputs
+    def write_grid(self) -> Path | None:
+        if not self.main:
+            return None
+        imgs = self.trainer.sample(self.grid_z, self.grid_c)
+        path = self.dir / "samples" / f"step-{self.trainer.step_count:06d}.png"
+        path.parent.mkdir(exist_ok=True)
+        self.last_grid = grid(imgs, nrow=self.grid_cols, upscale=auto_upscale(imgs.shape[-1], 32))
+        self.last_grid.save(path)
+        if self._tb is not None:
+            self._tb.add_image("samples", np.asarray(self.last_grid.convert("RGB")), self.trainer.step_count,
+                               dataformats="HWC")
+        return path
+
+    def save(self) -> Path | None:
+        if not self.main:
+            return None
+        tensors, meta = self.trainer.state()
+        path = self.dir / CHECKPOINT_NAME
+        save_checkpoint(path, tensors, meta)
+        return path
+
+    def finish(self) -> dict[str, Path]:
+        """Final grid and the results-over-time GIF."""
+        out = {"checkpoint": self.dir / CHECKPOINT_NAME}
+        if not self.main:
+            return out
+        frames = sorted((self.dir / "samples").glob("step-*.png"))
+        if frames:
+            from PIL import Image
+
+            final = Image.open(frames[-1])
+            final.save(self.dir / "samples.png")
+            out["grid"] = self.dir / "samples.png"
+            images = [Image.open(f) for f in frames]
+            out["gif"] = save_gif(images + [images[-1]] * 5, self.dir / "progress.gif", ms_per_frame=200)
+        return out
+
+    def _log(self, metrics: dict) -> None:
+        if not self.main:
+            return
+        with open(self.dir / "log.jsonl", "a") as f:
+            f.write(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}) + "\n")
+        if self.trainer.cfg.train.tensorboard:
+            if self._tb is None:
+                try:
+                    from torch.utils.tensorboard import SummaryWriter
+                except ImportError as e:
+                    raise RuntimeError("--tensorboard needs the tensorboard package: pip install tensorboard") from e
+                self._tb = SummaryWriter(str(self.dir / "tensorboard"))
+            for k, v in metrics.items():
+                if k != "step":
+                    self._tb.add_scalar(f"train/{k}", v, metrics["step"])
+
+    # -------------------------------------------------------------- loop
+    def request_stop(self, reason: str = "stopped") -> None:
+        self.stop_reason = reason
+
+    def train(self, steps: int | None = None, callback: Callback | None = None) -> str:
+        """Train until ``steps`` (default: the config's) or a stop request; returns 'done' or the reason."""
+        tr, t = self.trainer, self.trainer.cfg.train
+        total = steps or t.steps
+        restore = self._install_signal_handlers()
+        bar = tqdm(total=total, initial=tr.step_count, disable=not (self.progress and self.main),
+                   unit="step", dynamic_ncols=True)
+        try:
+            if tr.step_count == 0 or not (self.dir / "samples").exists():
+                self.write_grid()
+            while tr.step_count < total and self.stop_reason is None:
+                m = tr.step()
+                bar.update(1)
+                s = tr.step_count
+                if s % t.log_every == 0 or s == total:
+                    bar.set_postfix(D=f"{m['loss_d']:.3f}", G=f"{m['loss_g']:.3f}", Dx=f"{m['d_real']:.2f}",
+                                    DGz=f"{m['d_fake']:.2f}", ips=f"{m['img_per_s']:.0f}")
+                    self._log(m)
+                if s % t.sample_every == 0 or s == total:
+                    self.write_grid()
+                if s % t.ckpt_every == 0:
+                    self.save()
+                if callback is not None:
+                    callback(tr, m)
+            self.save()
+        finally:
+            bar.close()
+            restore()
+        return self.stop_reason or "done"
+
+    def _install_signal_handlers(self):
+        """Ctrl-C / SIGTERM finish the current step, save and return instead of dying mid-write."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        old = {}
+
+        def handler(signum, frame):
+            if self.stop_reason is not None:  # a second Ctrl-C: give up waiting
+                raise KeyboardInterrupt
+            self.request_stop(signal.Signals(signum).name)
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old[sig] = signal.signal(sig, handler)
+
+        def restore():
+            for sig, h in old.items():
+                signal.signal(sig, h)
+
+        return restore

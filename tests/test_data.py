@@ -1,0 +1,231 @@
+"""Tests for ganforge.data: built-ins, folders, zips, fit modes, skipped files, errors, cache."""
+from __future__ import annotations
+
+import os
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from PIL import Image
+
+from ganforge.config import DataConfig
+from ganforge.data import DataError, ImageDataset, builtin_datasets, default_cache_dir, load_dataset
+
+
+def save_img(path: Path, size=(10, 10), color=(200, 30, 30), mode="RGB", fmt=None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, color).save(path, format=fmt)
+    return path
+
+
+def cfg(source, **kw) -> DataConfig:
+    kw.setdefault("resolution", 8)
+    kw.setdefault("cache", False)
+    return DataConfig(source=str(source), **kw)
+
+
+def make_classes(root: Path) -> Path:
+    save_img(root / "cat" / "a.png", color=(255, 0, 0))
+    save_img(root / "cat" / "b.jpg", color=(250, 0, 0))
+    save_img(root / "dog" / "sub" / "c.PNG", color=(0, 0, 255))
+    save_img(root / ".hidden" / "x.png")  # ignored: hidden folder
+    save_img(root / "dog" / ".y.png")  # ignored: hidden file
+    (root / "dog" / "notes.txt").write_text("not an image")
+    return root
+
+
+# ---- built-ins ---------------------------------------------------------------------------------
+
+def test_mnist():
+    ds = load_dataset(DataConfig("mnist"))
+    assert isinstance(ds, ImageDataset)
+    assert ds.images.shape == (5000, 1, 28, 28) and ds.images.dtype == torch.uint8
+    assert ds.images.is_contiguous() and int(ds.images.max()) == 255
+    assert ds.labels.dtype == torch.int64 and ds.labels.bincount().tolist() == [500] * 10
+    assert ds.class_names == [str(i) for i in range(10)] and ds.num_classes == 10
+    assert (ds.resolution, ds.channels, len(ds), ds.name) == (28, 1, 5000, "mnist")
+
+
+def test_digits_upscaled_rgb_and_unlabelled():
+    ds = load_dataset(DataConfig("digits", resolution=32))
+    assert ds.images.shape == (1797, 1, 32, 32) and ds.images.dtype == torch.uint8
+    assert int(ds.images.min()) == 0 and int(ds.images.max()) == 255
+    native = load_dataset(DataConfig("digits"))
+    assert native.resolution == 8 and int(native.images.max()) == 255
+    rgb = load_dataset(DataConfig("digits", channels=3, labels=False))
+    assert rgb.images.shape == (1797, 3, 8, 8) and rgb.labels is None and rgb.class_names == []
+    assert torch.equal(rgb.images[:, 0], rgb.images[:, 2])
+    assert set(builtin_datasets()) == {"mnist", "digits"}
+
+
+# ---- folders and zips --------------------------------------------------------------------------
+
+def test_folder_with_class_subfolders(tmp_path):
+    ds = load_dataset(cfg(make_classes(tmp_path / "d")))
+    assert ds.class_names == ["cat", "dog"] and ds.labels.tolist() == [0, 0, 1]
+    assert ds.images.shape == (3, 3, 8, 8) and ds.skipped == 0
+    assert ds.images[2, 2].float().mean() > 200  # the blue dog
+    assert load_dataset(cfg(tmp_path / "d", labels=False)).labels is None
+
+
+def test_flat_folder_and_single_subfolder_are_unlabelled(tmp_path):
+    save_img(tmp_path / "flat" / "a.png")
+    save_img(tmp_path / "flat" / "b.bmp")
+    ds = load_dataset(cfg(tmp_path / "flat"))
+    assert ds.labels is None and ds.class_names == [] and len(ds) == 2
+    save_img(tmp_path / "mixed" / "top.png")  # one file outside the sub-folders: no labels
+    save_img(tmp_path / "mixed" / "a" / "x.png")
+    save_img(tmp_path / "mixed" / "b" / "y.png")
+    assert load_dataset(cfg(tmp_path / "mixed")).labels is None
+
+
+@pytest.mark.parametrize("wrapper", ["", "dataset/"])
+def test_zip_matches_folder(tmp_path, wrapper):
+    root = make_classes(tmp_path / "d")
+    zpath = tmp_path / "d.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for f in sorted(root.rglob("*")):
+            if f.is_file():
+                zf.write(f, wrapper + f.relative_to(root).as_posix())
+        zf.writestr("__MACOSX/cat/._a.png", b"junk")
+    a, b = load_dataset(cfg(root)), load_dataset(cfg(zpath))
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert a.class_names == b.class_names and b.skipped == 0
+
+
+def test_corrupt_files_are_skipped_with_one_warning(tmp_path):
+    root = tmp_path / "d"
+    save_img(root / "good.png")
+    (root / "bad.png").write_bytes(os.urandom(300))
+    buf = save_img(tmp_path / "full.png", size=(64, 64)).read_bytes()
+    (root / "trunc.png").write_bytes(buf[: len(buf) // 2])
+    msg = r"skipped 2 of 3 files that could not be read as images \(first: "
+    with pytest.warns(UserWarning, match=msg) as rec:
+        ds = load_dataset(cfg(root))
+    assert len(rec) == 1 and "bad.png: cannot identify image file" in str(rec[0].message)
+    assert ds.skipped == 2 and len(ds) == 1
+
+
+@pytest.mark.parametrize("fit", ["center-crop", "pad", "stretch"])
+def test_fit_modes(tmp_path, fit):
+    img = Image.new("L", (40, 20), 255)  # white, twice as wide as high
+    img.paste(0, (0, 0, 10, 20))  # black left quarter
+    img.save(tmp_path / "wide.png")
+    ds = load_dataset(cfg(tmp_path, resolution=16, fit=fit))
+    x = ds.images[0, 0].float()
+    assert ds.images.shape == (1, 1, 16, 16)
+    if fit == "pad":  # black bands above and below, white middle
+        assert x[:3].max() <= 5 and x[-3:].max() <= 5 and x[8, 10] >= 250
+        assert ds.images[0, 0, 0, 0] == 0
+    elif fit == "center-crop":  # the centre 20x20 is all white
+        assert x.min() >= 250
+    else:  # stretched: left quarter stays black over the full height
+        assert x[:, :3].max() <= 5 and x[:, 6:].min() >= 250
+
+
+def test_channel_auto_detection(tmp_path):
+    save_img(tmp_path / "g" / "a.png", mode="L", color=100)
+    save_img(tmp_path / "g" / "b.png", mode="1", color=1)
+    assert load_dataset(cfg(tmp_path / "g")).channels == 1
+    save_img(tmp_path / "g" / "c.jpg", color=(10, 200, 10))
+    ds = load_dataset(cfg(tmp_path / "g"))
+    assert ds.channels == 3 and ds.images[0, :, 4, 4].tolist() == [100, 100, 100]
+    assert load_dataset(cfg(tmp_path / "g", channels=1)).channels == 1
+
+
+def test_gif_first_frame_and_rgba(tmp_path):
+    frames = [Image.new("RGB", (12, 12), c) for c in [(255, 0, 0), (0, 0, 255)]]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=50)
+    ds = load_dataset(cfg(tmp_path))
+    assert ds.images.shape == (1, 3, 8, 8)
+    r, g, b = ds.images[0, :, 4, 4].tolist()
+    assert r > 200 and b < 50
+    save_img(tmp_path / "t" / "clear.png", mode="RGBA", color=(255, 255, 255, 0))
+    assert load_dataset(cfg(tmp_path / "t")).images.max() == 0  # transparent -> black
+
+
+# ---- errors ------------------------------------------------------------------------------------
+
+def test_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "readme.txt").write_text("x")
+    with pytest.raises(DataError, match=r"no images found in '.*empty' \(looked for .png, .jpg"):
+        load_dataset(cfg(tmp_path / "empty"))
+    with pytest.raises(DataError, match=r"data folder '.*nope' not found: .*built-in name \(mnist, digits\)"):
+        load_dataset(cfg(tmp_path / "nope"))
+    with pytest.raises(DataError, match="not found.*mnist, digits"):
+        load_dataset(cfg("cifar10"))
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(DataError, match=r"is a file, not a folder or \.zip"):
+        load_dataset(cfg(tmp_path / "x.txt"))
+    (tmp_path / "bad.zip").write_bytes(b"not a zip at all")
+    with pytest.raises(DataError, match="not a readable .zip"):
+        load_dataset(cfg(tmp_path / "bad.zip"))
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.png").write_bytes(b"garbage")
+    with pytest.raises(DataError, match="no readable images found"):
+        load_dataset(cfg(tmp_path / "junk"))
+    with pytest.raises(DataError, match="fit must be one of"):
+        load_dataset(cfg(tmp_path, fit="zoom"))
+    with pytest.raises(DataError, match="resolution must be"):
+        load_dataset(cfg("mnist", resolution=2))
+    with pytest.raises(DataError, match="channels must be"):
+        load_dataset(cfg("mnist", channels=2))
+
+
+# ---- cache -------------------------------------------------------------------------------------
+
+def test_cache_hit_skips_decoding_and_invalidates(tmp_path, monkeypatch):
+    root = make_classes(tmp_path / "d")
+    (root / "cat" / "bad.png").write_bytes(b"garbage")
+    cdir = tmp_path / "cache"
+    with pytest.warns(UserWarning, match="skipped 1 of 4"):
+        first = load_dataset(cfg(root, cache=True), cache_dir=cdir)
+    files = list((cdir / "datasets").glob("*.npz"))
+    assert len(files) == 1 and not list((cdir / "datasets").glob("*.tmp"))
+
+    real_open = PIL.Image.open
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded despite a cache hit")
+
+    monkeypatch.setattr(PIL.Image, "open", no_decoding)
+    with pytest.warns(UserWarning, match="skipped 1 of 4"):
+        again = load_dataset(cfg(root, cache=True), cache_dir=cdir)
+    assert torch.equal(first.images, again.images) and torch.equal(first.labels, again.labels)
+    assert again.class_names == first.class_names and again.skipped == 1
+
+    # another option -> another key -> decodes (every file now fails to open)
+    with pytest.raises(DataError, match="decoded despite a cache hit"):
+        load_dataset(cfg(root, cache=True, fit="pad"), cache_dir=cdir)
+    monkeypatch.setattr(PIL.Image, "open", real_open)
+
+    save_img(root / "dog" / "new.png")  # a new file -> a new key
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        grown = load_dataset(cfg(root, cache=True), cache_dir=cdir)
+    assert len(grown) == len(first) + 1
+    assert len(list((cdir / "datasets").glob("*.npz"))) == 2
+
+
+def test_corrupt_cache_is_rebuilt(tmp_path):
+    save_img(tmp_path / "d" / "a.png")
+    cdir = tmp_path / "cache"
+    ds = load_dataset(cfg(tmp_path / "d", cache=True), cache_dir=cdir)
+    (npz,) = (cdir / "datasets").glob("*.npz")
+    npz.write_bytes(b"PK\x03\x04 broken")
+    again = load_dataset(cfg(tmp_path / "d", cache=True), cache_dir=cdir)
+    assert torch.equal(ds.images, again.images)
+    with np.load(npz, allow_pickle=False) as z:
+        assert z["images"].shape == (1, 3, 8, 8)
+
+
+def test_default_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "c"))
+    assert default_cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("GANFORGE_CACHE")
+    assert default_cache_dir() == Path.home() / ".cache" / "ganforge"
