@@ -118,7 +118,6 @@ def cmd_train(a) -> int:
 
     if a.resume:
         cfg = RunConfig.load(a.resume)
-        cfg.train.steps = a.steps if "steps" in a.explicit else cfg.train.steps
     else:
         cfg = _config_from_args(a)
     device = resolve_device(a.device if "device" in a.explicit or not a.resume else cfg.train.device)
@@ -133,7 +132,8 @@ def cmd_train(a) -> int:
     if dist.is_main:
         print(f"data: {data}")
     if a.resume:
-        run = Run.resume(a.resume, data, device=device, dist=dist, progress=not a.quiet)
+        run = Run.resume(a.resume, data, device=device, dist=dist, progress=not a.quiet,
+                         steps=a.steps if "steps" in a.explicit else None)
         if dist.is_main:
             print(f"resuming {a.resume} at step {run.trainer.step_count} of {run.trainer.cfg.train.steps}")
     else:

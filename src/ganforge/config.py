@@ -50,7 +50,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = 3000  # generator steps
+    steps: int = 2000  # generator steps (the default recipe: see docs/benchmarks.md)
     batch_size: int = 64  # global batch (split across processes under torchrun)
     loss: str = "hinge"  # ns (non-saturating), hinge, lsgan, wgan-gp
     g_opt: str = "adam"
@@ -65,8 +65,8 @@ class TrainConfig:
     gp_weight: float = 10.0  # gradient-penalty weight for wgan-gp
     diffaug: str = "translation"  # comma list of translation, cutout, color; "" disables
     seed: int = 0
-    sample_every: int = 250  # steps between "results over time" grids
-    ckpt_every: int = 1000  # steps between checkpoints
+    sample_every: int = 100  # steps between "results over time" grids
+    ckpt_every: int = 500  # steps between checkpoints
     log_every: int = 10  # steps between progress-bar / TensorBoard updates
     device: str = "auto"  # auto, cpu, cuda, mps
     bf16: bool = False  # bf16 autocast (CUDA)

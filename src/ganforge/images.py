@@ -41,11 +41,17 @@ def auto_upscale(resolution: int, target: int = 64) -> int:
     return max(1, target // resolution)
 
 
-def save_gif(frames: Sequence[Image.Image], path: str | Path, ms_per_frame: int = 100, loop: bool = True) -> Path:
+def save_gif(frames: Sequence[Image.Image], path: str | Path, ms_per_frame: int = 100, loop: bool = True,
+             hold_last_ms: int | None = None) -> Path:
+    """Animated GIF; ``hold_last_ms`` shows the final frame longer. Pillow merges identical
+    consecutive frames, so a GIF may hold fewer frames than given."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = [f.convert("RGB") if f.mode not in ("L", "RGB", "P") else f for f in frames]
-    frames[0].save(path, save_all=True, append_images=list(frames[1:]), duration=ms_per_frame,
+    durations = [ms_per_frame] * len(frames)
+    if hold_last_ms is not None:
+        durations[-1] = hold_last_ms
+    frames[0].save(path, save_all=True, append_images=list(frames[1:]), duration=durations,
                    loop=0 if loop else 1, optimize=False)
     return path
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
 import threading
 from pathlib import Path
@@ -24,6 +25,7 @@ from ..generate import latents
 from ..images import auto_upscale, grid, save_gif
 from .trainer import Trainer
 
+MAX_GIF_FRAMES = 60
 Callback = Callable[[Trainer, dict], None]
 
 
@@ -59,9 +61,13 @@ class Run:
             trainer.cfg.save(self.dir / "config.json")
 
     @classmethod
-    def resume(cls, run_dir: str | Path, data: ImageDataset, device=None, dist=None, progress=True) -> "Run":
+    def resume(cls, run_dir: str | Path, data: ImageDataset, device=None, dist=None, progress=True,
+               steps: int | None = None) -> "Run":
+        """Continue a run from its checkpoint; ``steps`` moves its end (e.g. to train longer)."""
         run_dir = Path(run_dir)
         cfg = RunConfig.load(run_dir)
+        if steps is not None:
+            cfg.train.steps = steps
         tensors, meta = load_checkpoint(run_dir)
         trainer = Trainer(cfg, data, device=device, dist=dist)
         trainer.load_state(tensors, meta, source=str(run_dir / CHECKPOINT_NAME))
@@ -98,11 +104,16 @@ class Run:
         if frames:
             from PIL import Image
 
-            final = Image.open(frames[-1])
-            final.save(self.dir / "samples.png")
+            shutil.copyfile(frames[-1], self.dir / "samples.png")
             out["grid"] = self.dir / "samples.png"
-            images = [Image.open(f) for f in frames]
-            out["gif"] = save_gif(images + [images[-1]] * 5, self.dir / "progress.gif", ms_per_frame=200)
+            # At most MAX_GIF_FRAMES evenly spaced grids (the last always), each opened and closed in turn.
+            keep = sorted({round(i * (len(frames) - 1) / max(1, MAX_GIF_FRAMES - 1))
+                           for i in range(min(len(frames), MAX_GIF_FRAMES))})
+            images = []
+            for i in keep:
+                with Image.open(frames[i]) as im:
+                    images.append(im.copy())
+            out["gif"] = save_gif(images, self.dir / "progress.gif", ms_per_frame=200, hold_last_ms=2000)
         return out
 
     def _log(self, metrics: dict) -> None:

@@ -1,0 +1,43 @@
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(1)  # tiny models: threads cost more than they give, and tests run side by side
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
+
+
+@pytest.fixture
+def tiny_cfg():
+    """A run config for tests: small nets, tiny batches, digits data at 8x8."""
+    from ganforge.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.data.source = "digits"
+    cfg.model.family = "dcgan"
+    cfg.model.g_width = cfg.model.d_width = 8
+    cfg.model.z_dim = 8
+    cfg.train.batch_size = 8
+    cfg.train.steps = 4
+    cfg.train.sample_every = 2
+    cfg.train.ckpt_every = 100
+    cfg.train.log_every = 1
+    cfg.train.grid_size = 4
+    cfg.train.device = "cpu"
+    return cfg
+
+
+@pytest.fixture
+def digits():
+    from ganforge.config import DataConfig
+    from ganforge.data import load_dataset
+
+    return load_dataset(DataConfig(source="digits", cache=False))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    os.environ.pop("WORLD_SIZE", None)

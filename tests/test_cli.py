@@ -1,0 +1,122 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ganforge
+from ganforge.cli import main
+
+TINY = ["--z-dim", "8", "--g-width", "8", "--d-width", "8", "--batch-size", "8", "--sample-every", "2",
+        "--grid-size", "4", "--quiet", "--device", "cpu"]
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "digits", "--family", "cdcgan", "--steps", "3", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_train_writes_run_files(run_dir, capsys):
+    names = {p.name for p in run_dir.iterdir()}
+    assert {"config.json", "checkpoint.safetensors", "samples.png", "progress.gif", "log.jsonl"} <= names
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["model"]["family"] == "cdcgan" and cfg["model"]["resolution"] == 8 and len(cfg["class_names"]) == 10
+    grids = sorted(p.name for p in (run_dir / "samples").iterdir())
+    assert grids == ["step-000000.png", "step-000002.png", "step-000003.png"]
+    assert Image.open(run_dir / "progress.gif").format == "GIF"
+    assert (run_dir / "samples.png").read_bytes() == (run_dir / "samples" / grids[-1]).read_bytes()
+
+
+def test_generate_pngs_decode_with_right_size(run_dir, tmp_path, capsys):
+    out = tmp_path / "png"
+    assert main(["generate", str(run_dir), "--n", "5", "--out", str(out), "--grid", str(tmp_path / "g.png")]) == 0
+    files = sorted(out.glob("*.png"))
+    assert len(files) == 5
+    for f in files:
+        img = Image.open(f)
+        assert img.size == (8, 8) and img.mode == "L"
+    assert Image.open(tmp_path / "g.png").size[0] > 8
+
+
+def test_same_seed_bit_identical_and_class_option(run_dir, tmp_path):
+    for name in ("a", "b"):
+        main(["generate", str(run_dir), "--n", "4", "--seed", "3", "--class", "7", "--out", str(tmp_path / name)])
+    for i in range(4):
+        a = np.asarray(Image.open(tmp_path / "a" / f"sample-{i:05d}.png"))
+        b = np.asarray(Image.open(tmp_path / "b" / f"sample-{i:05d}.png"))
+        assert np.array_equal(a, b)
+    G = ganforge.load(run_dir)
+    x7 = ganforge.sample(G, 4, seed=3, class_index=7)
+    x2 = ganforge.sample(G, 4, seed=3, class_index=2)
+    assert not torch.equal(x7, x2)
+
+
+def test_interpolate_writes_looping_gif(run_dir, tmp_path):
+    out = tmp_path / "loop.gif"
+    assert main(["interpolate", str(run_dir), "--out", str(out), "--keys", "3", "--steps", "4"]) == 0
+    gif = Image.open(out)
+    assert gif.n_frames == 12 and gif.info.get("loop") == 0
+
+
+def test_info_json(run_dir, capsys):
+    capsys.readouterr()
+    assert main(["info", str(run_dir), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["family"] == "cdcgan" and info["step"] == 3 and info["g_params"] > 0
+
+
+def test_errors_are_one_line(run_dir, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["generate", str(run_dir), "--class", "10", "--grid", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "ganforge generate: error: class 10 is out of range: this model has classes 0..9"
+    assert main(["generate", str(tmp_path / "nope")]) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+    assert main(["train", str(tmp_path / "missing"), *TINY]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "not found" in err and "\n" not in err
+    (tmp_path / "empty").mkdir()
+    assert main(["train", str(tmp_path / "empty"), *TINY]) == 2
+    assert "no images" in capsys.readouterr().err
+    assert main(["train", "digits", "--family", "dcgan", "--resolution", "30", *TINY]) == 2
+    assert "resolution" in capsys.readouterr().err
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "--d-lr" in out and "(default: 0.0002)" in out and "(default: cdcgan)" in out
+
+
+def test_datasets_lists_builtins(capsys):
+    assert main(["datasets"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("mnist") and "digits" in out
+
+
+def test_sigterm_saves_and_resume_continues(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "ganforge", "train", "digits", "--family", "dcgan", "--steps", "100000",
+           "--out", str(out), "--ckpt-every", "100000", "--log-every", "1", *TINY]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (out / "samples" / "step-000002.png").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "ganforge train --resume" in stdout
+    step = json.loads(open(out / "log.jsonl").read().splitlines()[-1])["step"]
+    ckpt_step = ganforge.load(out).step
+    assert ckpt_step >= 2 and ckpt_step >= step
+    assert main(["train", "--resume", str(out), "--steps", str(ckpt_step + 2), "--quiet"]) == 0
+    assert ganforge.load(out).step == ckpt_step + 2

@@ -1,0 +1,107 @@
+import math
+
+import pytest
+import torch
+
+from ganforge.config import ConfigError
+from ganforge.train.run import Run
+from ganforge.train.trainer import Trainer
+
+
+def weights(trainer):
+    tensors, _ = trainer.state()
+    return {k: v for k, v in tensors.items() if k.split(".")[0] in ("G", "G_ema", "D", "opt_G", "opt_D")}
+
+
+def assert_same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_step_reports_metrics(tiny_cfg, digits):
+    m = Trainer(tiny_cfg, digits).step()
+    assert m["step"] == 1
+    assert {"loss_d", "loss_g", "d_real", "d_fake", "img_per_s"} <= m.keys()
+    assert 0 <= m["d_real"] <= 1 and math.isfinite(m["loss_g"]) and m["img_per_s"] > 0
+
+
+@pytest.mark.parametrize("overrides", [
+    {"loss": "ns"}, {"loss": "hinge", "r1_gamma": 1.0}, {"loss": "lsgan", "d_steps": 2},
+    {"loss": "wgan-gp", "g_opt": "rmsprop", "d_opt": "rmsprop"}, {"loss": "ns", "g_opt": "sgd", "d_opt": "sgd"},
+    {"loss": "hinge", "diffaug": "color,translation,cutout", "ema_decay": 0.0}])
+def test_losses_and_options_train(tiny_cfg, digits, overrides):
+    for k, v in overrides.items():
+        setattr(tiny_cfg.train, k, v)
+    tr = Trainer(tiny_cfg, digits)
+    before = {k: v.clone() for k, v in tr.G.state_dict().items()}
+    ms = [tr.step() for _ in range(3)]
+    assert all(math.isfinite(m["loss_d"]) and math.isfinite(m["loss_g"]) for m in ms)
+    assert any(not torch.equal(before[k], v) for k, v in tr.G.state_dict().items())
+
+
+def test_wgan_gp_picks_a_discriminator_without_batch_norm(tiny_cfg, digits):
+    tiny_cfg.train.loss = "wgan-gp"
+    tr = Trainer(tiny_cfg, digits)
+    assert tr.cfg.model.d_norm == "none"
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in tr.D.modules())
+
+
+def test_ema_follows_the_formula(tiny_cfg, digits):
+    tiny_cfg.train.ema_decay = 0.5
+    tr = Trainer(tiny_cfg, digits)
+    ema_before = [p.clone() for p in tr.G_ema.parameters()]
+    tr.step()  # step 0: warm-up beta = min(0.5, 1/10) = 0.1
+    for e0, e1, p in zip(ema_before, tr.G_ema.parameters(), tr.G.parameters()):
+        assert torch.allclose(e1, 0.1 * e0 + 0.9 * p, atol=1e-6)
+    for b_ema, b in zip(tr.G_ema.buffers(), tr.G.buffers()):
+        assert torch.equal(b_ema, b)
+
+
+def test_same_seed_same_weights_other_seed_differs(tiny_cfg, digits):
+    def run(seed):
+        tiny_cfg.train.seed = seed
+        tr = Trainer(tiny_cfg, digits)
+        for _ in range(3):
+            tr.step()
+        return weights(tr)
+
+    a, b, c = run(1), run(1), run(2)
+    assert_same(a, b)
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, tiny_cfg, digits):
+    tiny_cfg.train.steps = 6
+    tiny_cfg.train.diffaug = "translation,cutout,color"
+    tiny_cfg.data.xflip = True
+    straight = Run(Trainer(tiny_cfg, digits), tmp_path / "a", progress=False)
+    straight.train()
+
+    first = Run(Trainer(tiny_cfg, digits), tmp_path / "b", progress=False)
+
+    def stop_at_3(trainer, metrics):
+        if trainer.step_count == 3:
+            first.request_stop("SIGTERM")
+
+    assert first.train(callback=stop_at_3) == "SIGTERM"
+    assert first.trainer.step_count == 3
+    torch.manual_seed(12345)  # disturb global RNG: resume must restore it
+    resumed = Run.resume(tmp_path / "b", digits, progress=False)
+    assert resumed.trainer.step_count == 3
+    assert resumed.train() == "done"
+    assert_same(weights(straight.trainer), weights(resumed.trainer))
+
+
+def test_class_conditional_training(tiny_cfg, digits):
+    tiny_cfg.model.family = "cdcgan"
+    tr = Trainer(tiny_cfg, digits)
+    assert tr.cfg.model.num_classes == 10 and tr.cfg.class_names[3] == "3"
+    tr.step()
+    assert tr.sample(torch.randn(2, 8), torch.tensor([1, 2])).shape == (2, 1, 8, 8)
+
+
+def test_bad_settings_are_config_errors(tiny_cfg, digits):
+    tiny_cfg.train.g_opt = "adagrad"
+    with pytest.raises(ConfigError, match="unknown optimizer 'adagrad'"):
+        Trainer(tiny_cfg, digits)
