@@ -6,6 +6,7 @@ confidence > 0.9 and the class shares. Issue #2's goal: >= 90% confident, every 
 
     python benchmarks/quality.py --minutes 5                       # the default recipe
     python benchmarks/quality.py --set train.loss=ns model.family=dcgan --json out.json
+    python benchmarks/quality.py --run runs/demo       # score a finished run (e.g. the one `make demo` made)
 """
 import argparse
 import json
@@ -36,6 +37,16 @@ def evaluate(tr: Trainer, clf, n: int) -> dict:
     return digit_scores(predict(clf, imgs))
 
 
+def score_run(run: str, n: int) -> None:
+    import ganforge
+    from ganforge.generate import sample
+
+    G = ganforge.load(run)
+    r = digit_scores(predict(load_classifier(), sample(G, n, seed=123)))
+    print(f"{run} (step {G.step}): {n} samples, confident {r['confident_rate']:.4f}, "
+          f"class shares {r['min_class_share']:.3f}..{r['max_class_share']:.3f} {r['class_shares']}")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=5.0)
@@ -43,7 +54,10 @@ def main():
     p.add_argument("--n", type=int, default=5000)
     p.add_argument("--set", nargs="*", default=[], help="config overrides section.field=value")
     p.add_argument("--json", help="write the curve here")
+    p.add_argument("--run", help="only score this finished run's generator (5,000 seeded samples)")
     a = p.parse_args()
+    if a.run:
+        return score_run(a.run, a.n)
     cfg = parse_set(a.set)
     cfg.train.steps = 10**9
     clf = load_classifier()

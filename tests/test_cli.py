@@ -120,3 +120,12 @@ def test_sigterm_saves_and_resume_continues(tmp_path):
     assert ckpt_step >= 2 and ckpt_step >= step
     assert main(["train", "--resume", str(out), "--steps", str(ckpt_step + 2), "--quiet"]) == 0
     assert ganforge.load(out).step == ckpt_step + 2
+
+
+def test_config_file_with_flag_overrides(run_dir, tmp_path):
+    out = tmp_path / "again"
+    assert main(["train", "--config", str(run_dir / "config.json"), "--steps", "2", "--out", str(out),
+                 "--quiet"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["train"]["steps"] == 2 and cfg["data"]["source"] == "digits"  # from the file
+    assert cfg["model"]["family"] == "cdcgan" and cfg["model"]["g_width"] == 8

@@ -79,7 +79,8 @@ def _add_train(sub):
     t.add_argument("--grid-size", type=_positive, default=T.grid_size, help="images per sample grid")
     h = p.add_argument_group("hardware and logging")
     h.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=T.device, help="where to train")
-    h.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+    h.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=T.precision,
+                   help="bf16 autocast or fp32; auto: bf16 on CPUs with AMX units (measured faster), else fp32")
     h.add_argument("--channels-last", action="store_true", help="channels-last memory format")
     h.add_argument("--tensorboard", action="store_true", help="log scalars and grids to RUN/tensorboard")
     h.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -90,20 +91,20 @@ def _config_from_args(a) -> RunConfig:
     cfg = RunConfig.load(a.config) if a.config else RunConfig()
     given = a.explicit if a.config else None
 
-    def put(section, field, value):
-        if given is None or field in given or field == "data":
+    def put(section, field, value, arg=None):
+        if given is None or (arg or field) in given:
             setattr(section, field, value)
 
-    put(cfg.data, "source", a.data)
+    put(cfg.data, "source", a.data, arg="data")
     for f in ("resolution", "channels", "fit", "xflip"):
         put(cfg.data, f, getattr(a, f))
-    put(cfg.data, "labels", not a.no_labels)
-    put(cfg.data, "cache", not a.no_cache)
+    put(cfg.data, "labels", not a.no_labels, arg="no_labels")
+    put(cfg.data, "cache", not a.no_cache, arg="no_cache")
     for f in ("family", "z_dim", "g_width", "d_width", "spectral_norm", "d_norm", "g_layers", "d_layers"):
         put(cfg.model, f, getattr(a, f))
     for f in ("steps", "batch_size", "loss", "g_opt", "d_opt", "g_lr", "d_lr", "d_steps", "ema_decay", "r1_gamma",
               "gp_weight", "diffaug", "seed", "sample_every", "ckpt_every", "log_every", "grid_size", "device",
-              "bf16", "channels_last", "tensorboard"):
+              "precision", "channels_last", "tensorboard"):
         put(cfg.train, f, getattr(a, f))
     put(cfg.train, "g_betas", tuple(a.g_betas))
     put(cfg.train, "d_betas", tuple(a.d_betas))

@@ -69,7 +69,7 @@ class TrainConfig:
     ckpt_every: int = 500  # steps between checkpoints
     log_every: int = 10  # steps between progress-bar / TensorBoard updates
     device: str = "auto"  # auto, cpu, cuda, mps
-    bf16: bool = False  # bf16 autocast (CUDA)
+    precision: str = "auto"  # fp32, bf16 (autocast), or auto: bf16 on CPUs with AMX units, else fp32
     channels_last: bool = False
     tensorboard: bool = False
     grid_size: int = 64  # images in each sample grid

@@ -45,6 +45,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """'auto' is bf16 autocast only where it was measured faster without hurting quality: CPUs with AMX
+    tiles (docs/benchmarks.md). Elsewhere fp32 unless bf16 is asked for."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"precision must be auto, fp32 or bf16, got '{precision}'")
+    if precision != "auto":
+        return precision
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    return "bf16" if device.type == "cpu" and amx else "fp32"
+
+
 def complete_config(cfg: RunConfig, data: ImageDataset) -> RunConfig:
     """Fill in what comes from the data (size, channels, classes) and resolve 'auto' options."""
     cfg = copy.deepcopy(cfg)
@@ -111,7 +122,8 @@ class Trainer:
         self.perm = torch.randperm(len(data), generator=self.data_gen)
         self.pos = 0
         self.step_count = 0
-        self._autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if t.bf16 and self.device.type == "cuda"
+        self.precision = resolve_precision(t.precision, self.device)
+        self._autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16"
                           else nullcontext())
 
     # ----------------------------------------------------------------- data and latents
@@ -203,13 +215,13 @@ class Trainer:
     @torch.no_grad()
     def _update_ema(self) -> None:
         decay = self.cfg.train.ema_decay
-        if decay <= 0:
-            self.G_ema.load_state_dict(self.G.state_dict())
-            return
         # Warm-up: a young run's average should not be dominated by its random initial weights.
-        beta = min(decay, (1 + self.step_count) / (10 + self.step_count))
+        beta = min(decay, (1 + self.step_count) / (10 + self.step_count)) if decay > 0 else 0.0
         for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
-            p_ema.lerp_(p, 1 - beta)
+            if beta == 0.0:
+                p_ema.copy_(p)
+            else:
+                p_ema.lerp_(p, 1 - beta)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b)
 
