@@ -19,9 +19,12 @@ install-test: $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e ".[test]"
 
+# runs/demo is the demo's own scratch run: replaced on each `make demo` so the commands below agree on it.
 demo: install
+	rm -rf runs/demo
 	$(BIN)/ganforge train --out runs/demo
 	$(BIN)/ganforge generate runs/demo --n 64 --grid runs/demo/generated.png --out runs/demo/generated
+	$(BIN)/ganforge info runs/demo
 
 test: install-test
 	$(BIN)/python -m pytest -q

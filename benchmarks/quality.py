@@ -26,7 +26,10 @@ def parse_set(items):
     for item in items:
         key, value = item.split("=", 1)
         section, field = key.split(".")
-        cfg[section][field] = json.loads(value) if value[:1] in "0123456789-[{tf" and value not in ("") else value
+        try:
+            cfg[section][field] = json.loads(value)
+        except json.JSONDecodeError:
+            cfg[section][field] = value  # a plain string such as fp32
     return RunConfig.from_dict(cfg)
 
 
@@ -51,6 +54,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=5.0)
     p.add_argument("--eval-every", type=int, default=500)
+    p.add_argument("--max-steps", type=int, default=10**9, help="stop here even if time is left")
     p.add_argument("--n", type=int, default=5000)
     p.add_argument("--set", nargs="*", default=[], help="config overrides section.field=value")
     p.add_argument("--json", help="write the curve here")
@@ -69,7 +73,7 @@ def main():
     tr = Trainer(cfg, data)
     print(json.dumps(tr.cfg.to_dict()["train"]))
     curve, trained = [], 0.0
-    while trained < a.minutes * 60:
+    while trained < a.minutes * 60 and tr.step_count < a.max_steps:
         s = time.perf_counter()
         for _ in range(a.eval_every):
             tr.step()

@@ -29,8 +29,9 @@ def describe_run(path: str | Path) -> dict:
     if log.exists():
         lines = log.read_text().strip().splitlines()
         last = json.loads(lines[-1]) if lines else None
-    files = {name: str(run_dir / name) for name in ("samples.png", "progress.gif", CHECKPOINT_NAME)
-             if (run_dir / name).exists()}
+    labels = {"samples.png": "sample grid", "progress.gif": "results over time", CHECKPOINT_NAME: "checkpoint",
+              "generated.png": "generated grid"}
+    files = {name: str(run_dir / name) for name in labels if (run_dir / name).exists()}
     info = {
         "run": str(run_dir), "family": cfg.model.family, "data": cfg.data.source,
         "image_shape": list(cfg.model.img_shape), "classes": cfg.class_names, "z_dim": cfg.model.z_dim,
@@ -49,6 +50,6 @@ def describe_run(path: str | Path) -> dict:
     if last:
         text.append("  last     " + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "step"))
     for name, p in files.items():
-        text.append(f"  file     {p}")
+        text.append(f"  {labels[name] + ':':19s}{p}")
     info["text"] = "\n".join(text)
     return info

@@ -80,7 +80,7 @@ class Run:
         imgs = self.trainer.sample(self.grid_z, self.grid_c)
         path = self.dir / "samples" / f"step-{self.trainer.step_count:06d}.png"
         path.parent.mkdir(exist_ok=True)
-        self.last_grid = grid(imgs, nrow=self.grid_cols, upscale=auto_upscale(imgs.shape[-1], 32))
+        self.last_grid = grid(imgs, nrow=self.grid_cols, upscale=auto_upscale(imgs.shape[-1]))
         self.last_grid.save(path)
         if self._tb is not None:
             self._tb.add_image("samples", np.asarray(self.last_grid.convert("RGB")), self.trainer.step_count,
