@@ -129,3 +129,19 @@ def test_config_file_with_flag_overrides(run_dir, tmp_path):
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["train"]["steps"] == 2 and cfg["data"]["source"] == "digits"  # from the file
     assert cfg["model"]["family"] == "cdcgan" and cfg["model"]["g_width"] == 8
+
+
+def test_train_on_a_folder_with_a_corrupt_file_then_generate_rgb(tmp_path):
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):  # non-square RGB pictures, centre-cropped and resized to 16 px
+        Image.fromarray(rng.integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(folder / f"p{i}.png")
+    (folder / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match="skipped 1 of 13"):
+        assert main(["train", str(folder), "--family", "dcgan", "--resolution", "16", "--steps", "2",
+                     "--out", str(out), *TINY]) == 0
+    assert main(["generate", str(out), "--n", "3", "--out", str(tmp_path / "gen")]) == 0
+    img = Image.open(tmp_path / "gen" / "sample-00002.png")
+    assert img.size == (16, 16) and img.mode == "RGB"

@@ -101,7 +101,12 @@ def test_class_conditional_training(tiny_cfg, digits):
     assert tr.sample(torch.randn(2, 8), torch.tensor([1, 2])).shape == (2, 1, 8, 8)
 
 
-def test_bad_settings_are_config_errors(tiny_cfg, digits):
-    tiny_cfg.train.g_opt = "adagrad"
-    with pytest.raises(ConfigError, match="unknown optimizer 'adagrad'"):
+@pytest.mark.parametrize("field,value,message", [
+    ("g_opt", "adagrad", "unknown optimizer 'adagrad'"), ("d_lr", -1.0, "d_lr must be positive"),
+    ("ema_decay", 1.0, r"ema_decay must be in \[0, 1\)"), ("g_betas", (0.5, 1.5), "g_betas must lie in"),
+    ("r1_gamma", -2.0, "r1_gamma must not be negative"), ("loss", "bce", "unknown loss 'bce'"),
+    ("precision", "fp8", "precision must be auto, fp32 or bf16"), ("batch_size", 0, "batch_size must be a positive whole number")])
+def test_bad_settings_are_config_errors(tiny_cfg, digits, field, value, message):
+    setattr(tiny_cfg.train, field, value)
+    with pytest.raises(ConfigError, match=message):
         Trainer(tiny_cfg, digits)

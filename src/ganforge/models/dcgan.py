@@ -19,7 +19,7 @@ MAX_CHANNELS = 512
 def plan(resolution: int) -> tuple[int, int]:
     """Return (base size s, number of stride-2 stages n) with s * 2**n == resolution."""
     if not 8 <= resolution <= 256:
-        raise ConfigError(f"dcgan supports resolutions 8 to 256, got {resolution}; use --resolution to resize")
+        raise ConfigError(f"dcgan/cdcgan support resolutions 8 to 256, got {resolution}; use --resolution to resize")
     for s in (4, 5, 6, 7):
         n, rem = 0, resolution
         while rem > s and rem % 2 == 0:
@@ -27,7 +27,8 @@ def plan(resolution: int) -> tuple[int, int]:
             n += 1
         if rem == s and n >= 1:
             return s, n
-    raise ConfigError(f"dcgan needs a resolution of 4..7 times a power of two (e.g. 28, 32, 64), got {resolution}")
+    raise ConfigError(f"dcgan/cdcgan need a resolution of 4..7 times a power of two (e.g. 28, 32, 64), "
+                      f"got {resolution}; use --resolution")
 
 
 def stage_channels(width: int, n: int) -> list[int]:

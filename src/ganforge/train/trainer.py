@@ -75,6 +75,24 @@ def complete_config(cfg: RunConfig, data: ImageDataset) -> RunConfig:
     return cfg
 
 
+def validate(t) -> None:
+    """Reject hyperparameters that would train nonsense, before any work is done."""
+    for name in ("steps", "batch_size", "d_steps", "sample_every", "ckpt_every", "log_every", "grid_size"):
+        if getattr(t, name) < 1:
+            raise ConfigError(f"{name} must be a positive whole number, got {getattr(t, name)}")
+    for name in ("g_lr", "d_lr"):
+        if not getattr(t, name) > 0:
+            raise ConfigError(f"{name} must be positive, got {getattr(t, name)}")
+    if not 0 <= t.ema_decay < 1:
+        raise ConfigError(f"ema_decay must be in [0, 1) (0 turns EMA off), got {t.ema_decay}")
+    for name in ("r1_gamma", "gp_weight"):
+        if getattr(t, name) < 0:
+            raise ConfigError(f"{name} must not be negative, got {getattr(t, name)}")
+    for name in ("g_betas", "d_betas"):
+        if not all(0 <= b < 1 for b in getattr(t, name)):
+            raise ConfigError(f"{name} must lie in [0, 1), got {list(getattr(t, name))}")
+
+
 def _optimizer(name: str, params, lr: float, betas) -> torch.optim.Optimizer:
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=betas)
@@ -92,10 +110,9 @@ class Trainer:
         t = cfg.train
         self.dist = dist or DistInfo()
         self.device = resolve_device(device or t.device) if not isinstance(device, torch.device) else device
+        validate(t)
         if t.batch_size % self.dist.world_size:
             raise ConfigError(f"batch size {t.batch_size} does not split over {self.dist.world_size} processes")
-        if t.steps < 1 or t.batch_size < 1 or t.d_steps < 1:
-            raise ConfigError("steps, batch size and d_steps must be positive")
         self.local_batch = t.batch_size // self.dist.world_size
         self.loss = get_loss(t.loss)
         self.aug = parse_policy(t.diffaug)
