@@ -9,8 +9,10 @@ from .checkpoint import CHECKPOINT_NAME
 
 
 def families_table() -> str:
-    rows = [f"{name:8s} {desc}" + ("  [needs class labels]" if models.is_conditional(name) else "")
-            for name, desc in models.families().items()]
+    fams = models.families()
+    width = max(map(len, fams))
+    rows = [f"{name:{width}s}  {desc}" + ("  [needs class labels]" if models.is_conditional(name) else "")
+            for name, desc in fams.items()]
     return "model families:\n  " + "\n  ".join(rows)
 
 

@@ -57,3 +57,4 @@ def _check(family: str) -> None:
 
 # Importing the family modules fills the registry.
 from . import cdcgan, dcgan, layers, mlp  # noqa: E402,F401
+from . import stylegan2  # noqa: E402,F401

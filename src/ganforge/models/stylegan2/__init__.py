@@ -1,0 +1,12 @@
+"""StyleGAN2 networks numerically matching the official stylegan2-ada-pytorch ones (plain PyTorch ops).
+
+``networks`` holds the official-style ``Generator`` / ``Discriminator``; ``family`` registers them as the
+ganforge families ``stylegan2`` and ``cstylegan2``; ``load_official_state`` loads weights stored under the
+official state-dict names.
+"""
+from .family import GanforgeDiscriminator, build_networks
+from .networks import Discriminator, Generator, MappingNetwork, SynthesisNetwork
+from .state import OfficialStateError, load_official_state
+
+__all__ = ["Discriminator", "GanforgeDiscriminator", "Generator", "MappingNetwork", "OfficialStateError",
+           "SynthesisNetwork", "build_networks", "load_official_state"]

@@ -1,0 +1,269 @@
+"""StyleGAN2 generator and discriminator (Karras et al., 2020), as in stylegan2-ada-pytorch.
+
+Constructor arguments, call signatures and parameter/buffer names follow the official networks, so
+``Generator(**G_init_kwargs)`` loads an official state dict by name and then computes the same images.
+Differences: no fp16 (``num_fp16_res`` is accepted and ignored: everything runs in float32), plain
+PyTorch ops only, class labels may be given as indices ``[B]`` as well as one-hot vectors ``[B, c_dim]``,
+and the minibatch-std layer accepts batch sizes that its group size does not divide.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+
+from . import ops
+from .layers import (Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, SynthesisLayer, ToRGBLayer,
+                     as_class_vector)
+
+ARCHITECTURES = ("orig", "skip", "resnet")
+
+
+def _check_resolution(res: int) -> int:
+    if res < 4 or res & (res - 1):
+        raise ValueError(f"StyleGAN2 needs a power-of-two resolution >= 4, got {res}")
+    return int(math.log2(res))
+
+
+def _check_architecture(arch: str) -> str:
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, got '{arch}'")
+    return arch
+
+
+class MappingNetwork(nn.Module):
+    """z (and class) -> w through an MLP with a 100x lower learning rate; tracks the average w."""
+
+    def __init__(self, z_dim: int, c_dim: int, w_dim: int, num_ws: int | None, num_layers: int = 8,
+                 embed_features: int | None = None, layer_features: int | None = None, activation: str = "lrelu",
+                 lr_multiplier: float = 0.01, w_avg_beta: float | None = 0.995):
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
+        self.num_layers, self.w_avg_beta = num_layers, w_avg_beta
+        embed_features = (w_dim if embed_features is None else embed_features) if c_dim else 0
+        layer_features = w_dim if layer_features is None else layer_features
+        features = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
+        if c_dim > 0:
+            self.embed = FullyConnectedLayer(c_dim, embed_features)
+        for i in range(num_layers):
+            setattr(self, f"fc{i}", FullyConnectedLayer(features[i], features[i + 1], activation=activation,
+                                                        lr_multiplier=lr_multiplier))
+        if num_ws is not None and w_avg_beta is not None:
+            self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def forward(self, z: torch.Tensor | None, c: torch.Tensor | None = None, truncation_psi: float = 1,
+                truncation_cutoff: int | None = None, skip_w_avg_update: bool = False) -> torch.Tensor:
+        x = None
+        if self.z_dim > 0:
+            x = ops.normalize_2nd_moment(z.to(torch.float32))
+        if self.c_dim > 0:
+            y = ops.normalize_2nd_moment(self.embed(as_class_vector(c, self.c_dim)))
+            x = torch.cat([x, y], dim=1) if x is not None else y
+        for i in range(self.num_layers):
+            x = getattr(self, f"fc{i}")(x)
+        if self.w_avg_beta is not None and self.training and not skip_w_avg_update:
+            # Running average of w, the centre that truncation pulls towards.
+            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        if self.num_ws is not None:
+            x = x.unsqueeze(1).repeat(1, self.num_ws, 1)
+        if truncation_psi != 1:
+            if self.w_avg_beta is None:
+                raise ValueError("truncation needs w_avg, which this mapping network does not track")
+            if self.num_ws is None or truncation_cutoff is None:
+                x = self.w_avg.lerp(x, truncation_psi)
+            else:  # truncate only the first (coarse) layers
+                x = x.clone()
+                x[:, :truncation_cutoff] = self.w_avg.lerp(x[:, :truncation_cutoff], truncation_psi)
+        return x
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution of the synthesis network: (const or conv0 with 2x upsampling), conv1, toRGB."""
+
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, resolution: int, img_channels: int,
+                 is_last: bool, architecture: str = "skip", resample_filter=(1, 3, 3, 1),
+                 conv_clamp: float | None = None, use_fp16: bool = False, fp16_channels_last: bool = False,
+                 **layer_kwargs):
+        super().__init__()
+        self.in_channels, self.resolution, self.is_last = in_channels, resolution, is_last
+        self.architecture = _check_architecture(architecture)
+        self.register_buffer("resample_filter", ops.setup_filter(resample_filter))
+        self.num_conv = self.num_torgb = 0
+        if in_channels == 0:
+            self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
+        else:
+            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=2,
+                                        resample_filter=resample_filter, conv_clamp=conv_clamp, **layer_kwargs)
+            self.num_conv += 1
+        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, conv_clamp=conv_clamp,
+                                    **layer_kwargs)
+        self.num_conv += 1
+        if is_last or architecture == "skip":
+            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
+            self.num_torgb += 1
+        if in_channels != 0 and architecture == "resnet":
+            self.skip = Conv2dLayer(in_channels, out_channels, kernel_size=1, bias=False, up=2,
+                                    resample_filter=resample_filter)
+
+    def forward(self, x, img, ws, force_fp32: bool = False, fused_modconv: bool | None = None, **layer_kwargs):
+        w_iter = iter(ws.unbind(dim=1))
+        if fused_modconv is None:  # as official: grouped conv at inference, activation scaling in training
+            fused_modconv = not self.training
+        if self.in_channels == 0:
+            x = self.const.unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
+            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
+        elif self.architecture == "resnet":
+            y = self.skip(x, gain=math.sqrt(0.5))
+            x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
+            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, gain=math.sqrt(0.5), **layer_kwargs)
+            x = y + x
+        else:
+            x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
+            x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
+        if img is not None:
+            img = ops.upsample2d(img, self.resample_filter)
+        if self.is_last or self.architecture == "skip":
+            y = self.torgb(x, next(w_iter), fused_modconv=fused_modconv).to(torch.float32)
+            img = img + y if img is not None else y
+        return x, img
+
+
+class SynthesisNetwork(nn.Module):
+    """Per-layer w vectors ``ws [B, num_ws, w_dim]`` -> images; channels = min(channel_base // res, channel_max)."""
+
+    def __init__(self, w_dim: int, img_resolution: int, img_channels: int, channel_base: int = 32768,
+                 channel_max: int = 512, num_fp16_res: int = 0, **block_kwargs):
+        super().__init__()
+        self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
+        self.block_resolutions = [2 ** i for i in range(2, _check_resolution(img_resolution) + 1)]
+        channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
+        self.num_ws = 0
+        for res in self.block_resolutions:
+            is_last = res == img_resolution
+            block = SynthesisBlock(channels[res // 2] if res > 4 else 0, channels[res], w_dim, res, img_channels,
+                                   is_last=is_last, **block_kwargs)
+            # Consecutive blocks share a w: a block's toRGB uses the same w as the next block's conv0.
+            self.num_ws += block.num_conv + (block.num_torgb if is_last else 0)
+            setattr(self, f"b{res}", block)
+
+    def forward(self, ws: torch.Tensor, **block_kwargs) -> torch.Tensor:
+        ws = ws.to(torch.float32)
+        x = img = None
+        w_idx = 0
+        for res in self.block_resolutions:
+            block = getattr(self, f"b{res}")
+            block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
+            w_idx += block.num_conv
+            x, img = block(x, img, block_ws, **block_kwargs)
+        return img
+
+
+class Generator(nn.Module):
+    """Mapping + synthesis. ``G(z, c)`` works both as the official call and as ganforge's ``G(z, c=None)``."""
+
+    def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
+                 mapping_kwargs: dict | None = None, synthesis_kwargs: dict | None = None):
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
+        self.img_resolution, self.img_channels = img_resolution, img_channels
+        self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, **(synthesis_kwargs or {}))
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, num_ws=self.num_ws, **(mapping_kwargs or {}))
+
+    def forward(self, z: torch.Tensor, c: torch.Tensor | None = None, truncation_psi: float = 1,
+                truncation_cutoff: int | None = None, **synthesis_kwargs) -> torch.Tensor:
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        return self.synthesis(ws, **synthesis_kwargs)
+
+
+class DiscriminatorBlock(nn.Module):
+    """One resolution of D: (fromRGB), conv0, conv1 with 2x downsampling, and a 1x1 skip in resnet mode."""
+
+    def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, resolution: int, img_channels: int,
+                 architecture: str = "resnet", activation: str = "lrelu", resample_filter=(1, 3, 3, 1),
+                 conv_clamp: float | None = None, **_unused):
+        super().__init__()
+        self.in_channels, self.resolution = in_channels, resolution
+        self.architecture = _check_architecture(architecture)
+        self.register_buffer("resample_filter", ops.setup_filter(resample_filter))
+        conv = dict(activation=activation, conv_clamp=conv_clamp)
+        if in_channels == 0 or architecture == "skip":
+            self.fromrgb = Conv2dLayer(img_channels, tmp_channels, 1, **conv)
+        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, 3, **conv)
+        self.conv1 = Conv2dLayer(tmp_channels, out_channels, 3, down=2, resample_filter=resample_filter, **conv)
+        if architecture == "resnet":
+            self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2,
+                                    resample_filter=resample_filter)
+
+    def forward(self, x, img):
+        if self.in_channels == 0 or self.architecture == "skip":
+            y = self.fromrgb(img)
+            x = x + y if x is not None else y
+            img = ops.downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
+        if self.architecture == "resnet":
+            y = self.skip(x, gain=math.sqrt(0.5))  # sqrt(0.5) keeps the sum's variance unchanged
+            x = self.conv1(self.conv0(x), gain=math.sqrt(0.5))
+            x = y + x
+        else:
+            x = self.conv1(self.conv0(x))
+        return x, img
+
+
+class DiscriminatorEpilogue(nn.Module):
+    """The 4x4 head: minibatch std, conv, fc, output (projected onto the class embedding when conditional)."""
+
+    def __init__(self, in_channels: int, cmap_dim: int, resolution: int, img_channels: int,
+                 architecture: str = "resnet", mbstd_group_size: int | None = 4, mbstd_num_channels: int = 1,
+                 activation: str = "lrelu", conv_clamp: float | None = None):
+        super().__init__()
+        self.cmap_dim, self.architecture = cmap_dim, _check_architecture(architecture)
+        if architecture == "skip":
+            self.fromrgb = Conv2dLayer(img_channels, in_channels, 1, activation=activation)
+        self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels > 0 else None
+        self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, 3, activation=activation,
+                                conv_clamp=conv_clamp)
+        self.fc = FullyConnectedLayer(in_channels * resolution ** 2, in_channels, activation=activation)
+        self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
+
+    def forward(self, x, img, cmap):
+        if self.architecture == "skip":
+            x = x + self.fromrgb(img)
+        if self.mbstd is not None:
+            x = self.mbstd(x)
+        x = self.out(self.fc(self.conv(x).flatten(1)))
+        if self.cmap_dim > 0:
+            x = (x * cmap).sum(dim=1, keepdim=True) * (1 / math.sqrt(self.cmap_dim))
+        return x
+
+
+class Discriminator(nn.Module):
+    """Official-style D: ``D(img, c)`` -> logits ``[B, 1]``."""
+
+    def __init__(self, c_dim: int, img_resolution: int, img_channels: int, architecture: str = "resnet",
+                 channel_base: int = 32768, channel_max: int = 512, num_fp16_res: int = 0,
+                 conv_clamp: float | None = None, cmap_dim: int | None = None, block_kwargs: dict | None = None,
+                 mapping_kwargs: dict | None = None, epilogue_kwargs: dict | None = None):
+        super().__init__()
+        self.c_dim, self.img_resolution, self.img_channels = c_dim, img_resolution, img_channels
+        log2 = _check_resolution(img_resolution)
+        self.block_resolutions = [2 ** i for i in range(log2, 2, -1)]
+        channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions + [4]}
+        cmap_dim = (channels[4] if cmap_dim is None else cmap_dim) if c_dim else 0
+        common = dict(img_channels=img_channels, architecture=architecture, conv_clamp=conv_clamp)
+        for res in self.block_resolutions:
+            in_channels = channels[res] if res < img_resolution else 0
+            block = DiscriminatorBlock(in_channels, channels[res], channels[res // 2], res,
+                                       **(block_kwargs or {}), **common)
+            setattr(self, f"b{res}", block)
+        if c_dim > 0:
+            self.mapping = MappingNetwork(0, c_dim, cmap_dim, num_ws=None, w_avg_beta=None,
+                                          **(mapping_kwargs or {}))
+        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim, 4, **(epilogue_kwargs or {}), **common)
+
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, **_unused) -> torch.Tensor:
+        x = None
+        for res in self.block_resolutions:
+            x, img = getattr(self, f"b{res}")(x, img)
+        cmap = self.mapping(None, c) if self.c_dim > 0 else None
+        return self.b4(x, img, cmap)

@@ -1,0 +1,275 @@
+import io
+import json
+import math
+import os
+import pickle
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ganforge import models
+from ganforge.config import ConfigError, DataConfig, ModelConfig
+from ganforge.models.stylegan2 import (Discriminator, Generator, OfficialStateError, importer, load_official_state,
+                                      ops)
+from ganforge.models.stylegan2.layers import MinibatchStdLayer
+
+FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "stylegan2-ada"
+TOL = 1e-4
+
+
+# ----------------------------------------------------------------- agreement with the official networks
+@pytest.fixture(scope="module")
+def official():
+    if not (FIXTURES / "tiny.json").exists():
+        pytest.skip(f"stylegan2-ada reference fixtures not found at {FIXTURES}")
+    meta = json.loads((FIXTURES / "tiny.json").read_text())
+    G = load_official_state(Generator(**meta["G_init_kwargs"]), FIXTURES / "tiny_G.npz").eval()
+    D = load_official_state(Discriminator(**meta["D_init_kwargs"]), FIXTURES / "tiny_D.npz").eval()
+    with np.load(FIXTURES / "tiny_G_reference.npz") as g, np.load(FIXTURES / "tiny_D_reference.npz") as d:
+        ref = {k: torch.from_numpy(g[k]) for k in g.files} | {"D." + k: torch.from_numpy(d[k]) for k in d.files}
+    assert G.num_ws == meta["num_ws"]
+    return G, D, ref
+
+
+def max_err(a, b):
+    assert a.shape == b.shape
+    return (a - b).abs().max().item()
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("key,psi", [("ws", 1), ("ws_psi0.7", 0.7)])
+def test_mapping_matches_official(official, key, psi):
+    G, _, ref = official
+    assert max_err(G.mapping(ref["z"], None, truncation_psi=psi), ref[key]) < TOL
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("key,psi,noise_mode", [("img_const_psi1", 1, "const"), ("img_const_psi0.7", 0.7, "const"),
+                                                ("img_none_psi1", 1, "none")])
+def test_generator_matches_official(official, key, psi, noise_mode, fused):
+    G, _, ref = official
+    img = G(ref["z"], None, truncation_psi=psi, noise_mode=noise_mode, fused_modconv=fused)
+    assert max_err(img, ref[key]) < TOL
+
+
+@torch.no_grad()
+def test_synthesis_of_mixed_styles_matches_official(official):
+    G, _, ref = official
+    assert max_err(G.synthesis(ref["ws_mixed"], noise_mode="const"), ref["img_mixed_const"]) < TOL
+
+
+@torch.no_grad()
+def test_discriminator_matches_official(official):
+    _, D, ref = official
+    assert max_err(D(ref["D.img"], None), ref["D.logits"]) < TOL
+
+
+def test_random_noise_varies_and_const_noise_does_not(official):
+    G, _, ref = official
+    with torch.no_grad():
+        a, b = (G(ref["z"][:1], None, noise_mode="random") for _ in range(2))
+        c, d = (G(ref["z"][:1], None, noise_mode="const") for _ in range(2))
+    assert not torch.equal(a, b) and torch.equal(c, d)
+
+
+def test_loading_reports_the_offending_key(official):
+    G, _, _ = official
+    with np.load(FIXTURES / "tiny_G.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    fresh = Generator(**json.loads((FIXTURES / "tiny.json").read_text())["G_init_kwargs"])
+    with pytest.raises(OfficialStateError, match="lack 'mapping.w_avg'"):
+        load_official_state(fresh, {k: v for k, v in arrays.items() if k != "mapping.w_avg"})
+    with pytest.raises(OfficialStateError, match=r"'synthesis.b4.const' has shape \[64, 2, 2\]"):
+        load_official_state(fresh, arrays | {"synthesis.b4.const": np.zeros((64, 2, 2), np.float32)})
+    with pytest.raises(OfficialStateError, match="'extra.weight'"):
+        load_official_state(fresh, arrays | {"extra.weight": np.zeros(3, np.float32)})
+
+
+# ----------------------------------------------------------------- ops and layers
+def test_fir_upsampling_keeps_a_constant_image_constant():
+    f = ops.setup_filter([1, 3, 3, 1])
+    x = torch.full((1, 2, 8, 8), 0.75)
+    up = ops.upsample2d(x, f)
+    assert up.shape == (1, 2, 16, 16)
+    assert torch.allclose(up[:, :, 2:-2, 2:-2], torch.full_like(up[:, :, 2:-2, 2:-2], 0.75), atol=1e-6)
+    down = ops.downsample2d(x, f)
+    assert down.shape == (1, 2, 4, 4)
+    assert torch.allclose(down[:, :, 1:-1, 1:-1], torch.full((1, 2, 2, 2), 0.75), atol=1e-6)
+
+
+def test_conv2d_resample_upsampling_equals_zero_insertion_then_convolution():
+    torch.manual_seed(0)
+    x, w, f = torch.randn(2, 3, 5, 5), torch.randn(4, 3, 3, 3), ops.setup_filter([1, 3, 3, 1])
+    fast = ops.conv2d_resample(x, w, f=f, up=2, padding=1, flip_weight=False)
+    # All the padding goes in before the filter: zero-padding the filtered signal would differ at the border.
+    slow = ops.upfirdn2d(x, f, up=2, padding=(3, 2, 3, 2), gain=4)
+    slow = torch.nn.functional.conv2d(slow, w.flip([2, 3]))
+    assert fast.shape == (2, 4, 10, 10) and max_err(fast, slow) < 1e-5
+
+
+def test_minibatch_std_groups():
+    torch.manual_seed(0)
+    x = torch.randn(6, 4, 2, 2)
+    y = MinibatchStdLayer(group_size=4)(x)  # 6 is not a multiple of 4: groups of 3
+    assert y.shape == (6, 5, 2, 2)
+    groups = x.reshape(3, 2, 4, 2, 2)  # sample i is in group i % 2
+    std = (groups.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=[1, 2, 3])
+    assert torch.allclose(y[:, 4, 0, 0], std.repeat(3), atol=1e-6)
+
+
+# ----------------------------------------------------------------- ganforge family
+def build(res=16, classes=0, channels=3, width=16, z_dim=16):
+    family = "cstylegan2" if classes else "stylegan2"
+    return models.build(ModelConfig(family=family, z_dim=z_dim, resolution=res, channels=channels,
+                                    num_classes=classes, g_width=width, d_width=width))
+
+
+@pytest.mark.parametrize("res,num_ws", [(16, 6), (64, 10)])
+def test_family_shapes(res, num_ws):
+    G, D = build(res)
+    x = G(torch.randn(2, 16))
+    assert x.shape == (2, 3, res, res) and torch.isfinite(x).all()
+    assert D(x).shape == (2,)
+    assert G.num_ws == num_ws and G.mapping(torch.randn(2, 16), None).shape == (2, num_ws, 16)
+    assert G.img_shape == (3, res, res) and G.z_dim == 16
+
+
+def test_family_rejects_unsupported_settings():
+    with pytest.raises(ConfigError, match="power-of-two"):
+        build(res=28)
+    with pytest.raises(ConfigError, match="needs class labels"):
+        models.build(ModelConfig(family="cstylegan2", resolution=16, num_classes=0))
+
+
+def test_conditional_networks_take_indices_or_one_hot():
+    G, D = build(classes=5, channels=1)
+    G.eval()
+    z, c = torch.randn(1, 16).repeat(2, 1), torch.tensor([0, 3])
+    one_hot = torch.nn.functional.one_hot(c, 5).float()
+    with torch.no_grad():
+        a = G(z, c, noise_mode="const")
+        assert torch.equal(a, G(z, one_hot, noise_mode="const"))
+        assert not torch.allclose(a[0], a[1])
+        assert torch.equal(D(a, c), D(a, one_hot)) and D(a, c).shape == (2,)
+    with pytest.raises(ValueError, match="class-conditional"):
+        G(z)
+
+
+def test_truncation_and_w_avg_tracking():
+    G, _ = build()
+    z = torch.randn(4, 16)
+    G.train()
+    G.mapping(z, None)  # training-mode forwards move w_avg towards the batch mean
+    assert G.mapping.w_avg.abs().sum() > 0
+    G.eval()
+    with torch.no_grad():
+        ws = G.mapping(z, None)
+        assert torch.allclose(G.mapping(z, None, truncation_psi=0), G.mapping.w_avg.expand_as(ws))
+        cut = G.mapping(z, None, truncation_psi=0.5, truncation_cutoff=2)
+    assert torch.allclose(cut[:, :2], G.mapping.w_avg.lerp(ws[:, :2], 0.5)) and torch.equal(cut[:, 2:], ws[:, 2:])
+
+
+@pytest.mark.parametrize("family,overrides", [("stylegan2", {"loss": "ns"}),
+                                              ("cstylegan2", {"loss": "hinge", "r1_gamma": 1.0})])
+def test_trainer_steps(tiny_cfg, family, overrides):
+    from ganforge.data import load_dataset
+    from ganforge.train.trainer import Trainer
+
+    tiny_cfg.data.resolution = 16
+    tiny_cfg.model.family = family
+    tiny_cfg.train.batch_size = 6  # not a multiple of the minibatch-std group size
+    for k, v in overrides.items():
+        setattr(tiny_cfg.train, k, v)
+    data = load_dataset(DataConfig(source="digits", resolution=16, cache=False))
+    tr = Trainer(tiny_cfg, data)
+    before = {k: v.clone() for k, v in tr.G.state_dict().items()}
+    metrics = [tr.step() for _ in range(2)]
+    assert all(math.isfinite(m["loss_d"]) and math.isfinite(m["loss_g"]) for m in metrics)
+    assert any(not torch.equal(before[k], v) for k, v in tr.G.state_dict().items())
+    c = torch.tensor([1, 2]) if family == "cstylegan2" else None
+    assert tr.sample(torch.randn(2, tiny_cfg.model.z_dim), c).shape == (2, 1, 16, 16)
+
+
+# ----------------------------------------------------------------- official pickles, read without running code
+SMALL_G = dict(z_dim=8, c_dim=0, w_dim=8, img_resolution=16, img_channels=3, mapping_kwargs=dict(num_layers=2),
+               synthesis_kwargs=dict(channel_base=256, channel_max=16, num_fp16_res=0, conv_clamp=None))
+SMALL_D = dict(c_dim=0, img_resolution=16, img_channels=3, architecture="resnet", channel_base=256, channel_max=16,
+               block_kwargs={}, mapping_kwargs={}, epilogue_kwargs=dict(mbstd_group_size=4))
+
+
+def official_style_pickle(data, init_kwargs, monkeypatch, module_src, protocol=4) -> bytes:
+    """Pickle ``data`` the way stylegan2-ada-pytorch does: every module as a persistent object."""
+    def _reconstruct_persistent_obj(meta):  # the official one would run meta['module_src']
+        raise AssertionError("the importer must not call the official reconstructor")
+
+    class EasyDict(dict):
+        pass
+
+    fakes = {"torch_utils": types.ModuleType("torch_utils"), "dnnlib": types.ModuleType("dnnlib"),
+             "torch_utils.persistence": types.ModuleType("torch_utils.persistence"),
+             "dnnlib.util": types.ModuleType("dnnlib.util")}
+    for obj, module in ((_reconstruct_persistent_obj, "torch_utils.persistence"), (EasyDict, "dnnlib.util")):
+        obj.__module__, obj.__qualname__ = module, obj.__name__
+        setattr(fakes[module], obj.__name__, obj)
+    for name, mod in fakes.items():
+        monkeypatch.setitem(sys.modules, name, mod)
+
+    class OfficialPickler(pickle.Pickler):
+        def reducer_override(self, obj):
+            if not isinstance(obj, torch.nn.Module):
+                return NotImplemented
+            state = dict(obj.__dict__, _init_args=(), _init_kwargs=EasyDict(init_kwargs.get(id(obj), {})),
+                         weight_gain_np=np.float64(0.125))  # official layers keep numpy scalars
+            meta = dict(type="class", version=6, module_src=module_src, class_name=type(obj).__name__, state=state)
+            return _reconstruct_persistent_obj, (meta,)
+
+    buf = io.BytesIO()
+    OfficialPickler(buf, protocol=protocol).dump(dict(data, training_set_kwargs=EasyDict(resolution=np.int64(16))))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("protocol", [2, 4])
+def test_importer_rebuilds_networks_from_an_official_style_pickle(tmp_path, monkeypatch, protocol):
+    torch.manual_seed(0)
+    G, D = Generator(**SMALL_G).eval(), Discriminator(**SMALL_D).eval()
+    G.mapping.w_avg.normal_()
+    sentinel = tmp_path / "pwned"
+    src = f"open({str(sentinel)!r}, 'w').write('module source was executed')"
+    blob = official_style_pickle({"G_ema": G, "D": D, "augment_pipe": None},
+                                 {id(G): SMALL_G, id(D): SMALL_D}, monkeypatch, src, protocol)
+    monkeypatch.undo()  # the importer must work without torch_utils / dnnlib around
+    nets = importer.import_networks(io.BytesIO(blob))
+    raw = importer.load_pickle(io.BytesIO(blob))
+    assert raw["training_set_kwargs"].resolution == 16 and raw["G_ema"].module_src == src
+    assert raw["G_ema"].init_kwargs == SMALL_G
+    z = torch.randn(3, 8)
+    with torch.no_grad():
+        img = G(z, None, truncation_psi=0.5, noise_mode="const")
+        assert torch.equal(nets["G_ema"](z, None, truncation_psi=0.5, noise_mode="const"), img)
+        assert torch.equal(nets["D"](img, None), D(img, None))
+    assert not sentinel.exists()
+
+
+class _RunsCode:
+    def __init__(self, command):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+@pytest.mark.parametrize("payload", [_RunsCode, lambda cmd: {"G_ema": {"_modules": [_RunsCode(cmd)]}}])
+def test_importer_refuses_pickles_that_run_code(tmp_path, payload):
+    sentinel = tmp_path / "pwned"
+    blob = pickle.dumps(payload(f"touch {sentinel}"))
+    with pytest.raises(importer.UnsafePickleError, match=r"refusing to load '(os|posix|nt)\.system'"):
+        importer.import_networks(io.BytesIO(blob))
+    for name in ("eval", "exec", "getattr", "__import__"):
+        with pytest.raises(importer.UnsafePickleError, match=f"builtins.{name}"):
+            importer.load_pickle(io.BytesIO(b"cbuiltins\n" + name.encode() + b"\n(S'1'\ntR."))
+    assert not sentinel.exists()
