@@ -1,4 +1,14 @@
-"""Sampling from a trained generator: seeded latents, classes, truncation and latent-space walks."""
+"""Sampling from a trained generator: seeded latents, classes, truncation and latent-space walks.
+
+Truncation (psi < 1 trades variety for typical-looking images) happens where the model's prior is simple:
+z-space generators scale the latent (``latents`` returns ``z * psi``); generators with a mapping network
+(``G.supports_w_truncation``, StyleGAN2) pull w toward the average w instead (``generate`` calls
+``G(z, c, truncation_psi=psi)``). Pass the same psi to both and every family gets it the right way.
+
+StyleGAN2 generators also add per-pixel noise; sampling uses ``noise_mode='const'`` (the noise fixed in
+the network) so that a seed always gives the same image. The official default, 'random', redraws it on
+every call, which changes fine details (hair, pores) but not the image as a whole.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,13 +26,23 @@ class GenerateError(ValueError):
 def latents(G, n: int, seed: int, truncation: float = 1.0) -> torch.Tensor:
     """``n`` latents from seed ``seed``; the first k are the same whatever ``n`` is.
 
-    Truncation for these z-space generators pulls each latent toward the mean of its prior (zero):
-    ``z * psi``. psi < 1 trades variety for typical-looking images.
+    Truncation for z-space generators pulls each latent toward the mean of its prior (zero): ``z * psi``.
+    For w-space generators z is returned as drawn: pass psi to ``generate`` instead.
     """
+    check_truncation(truncation)
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, G.z_dim, generator=g)
+    return z if truncates_in_w(G) else z * truncation
+
+
+def truncates_in_w(G) -> bool:
+    """Whether ``G`` truncates toward its average w itself (StyleGAN2) rather than through z."""
+    return bool(getattr(G, "supports_w_truncation", False))
+
+
+def check_truncation(truncation: float) -> None:
     if not 0.0 <= truncation <= 2.0:
         raise GenerateError(f"truncation must be between 0 and 2 (1 = off), got {truncation}")
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, G.z_dim, generator=g) * truncation
 
 
 def classes(G, n: int, class_index: int | None) -> torch.Tensor | None:
@@ -30,7 +50,7 @@ def classes(G, n: int, class_index: int | None) -> torch.Tensor | None:
     if not G.num_classes:
         if class_index is not None:
             raise GenerateError("this model is unconditional; --class needs a run of a conditional family "
-                                "(cdcgan) trained on labelled data")
+                                "(cdcgan, cstylegan2) trained on labelled data")
         return None
     if class_index is None:
         return torch.arange(n) % G.num_classes
@@ -40,19 +60,30 @@ def classes(G, n: int, class_index: int | None) -> torch.Tensor | None:
 
 
 @torch.inference_mode()
-def generate(G, z: torch.Tensor, c: torch.Tensor | None = None, batch_size: int = 256) -> torch.Tensor:
-    """Run ``G`` on latents in batches; returns float images in [-1, 1] on the CPU."""
+def generate(G, z: torch.Tensor, c: torch.Tensor | None = None, batch_size: int = 256, truncation: float = 1.0,
+             noise_mode: str = "const") -> torch.Tensor:
+    """Run ``G`` on latents in batches; returns float images in [-1, 1] on the CPU.
+
+    ``truncation`` and ``noise_mode`` reach only generators that support them (see the module notes);
+    z-space generators got their truncation from ``latents``.
+    """
+    check_truncation(truncation)
+    kwargs = {}
+    if truncates_in_w(G):
+        kwargs["truncation_psi"] = truncation
+    if getattr(G, "supports_noise_mode", False):
+        kwargs["noise_mode"] = noise_mode
     device = next(G.parameters()).device
     out = []
     for i in range(0, z.shape[0], batch_size):
         cb = None if c is None else c[i:i + batch_size].to(device)
-        out.append(G(z[i:i + batch_size].to(device), cb).float().cpu())
+        out.append(G(z[i:i + batch_size].to(device), cb, **kwargs).float().cpu())
     return torch.cat(out) if out else torch.empty(0, *G.img_shape)
 
 
 def sample(G, n: int, seed: int = 0, class_index: int | None = None, truncation: float = 1.0,
            batch_size: int = 256) -> torch.Tensor:
-    return generate(G, latents(G, n, seed, truncation), classes(G, n, class_index), batch_size)
+    return generate(G, latents(G, n, seed, truncation), classes(G, n, class_index), batch_size, truncation)
 
 
 def write_pngs(images: torch.Tensor, out_dir: str | Path, prefix: str = "sample") -> list[Path]:
@@ -93,7 +124,7 @@ def interpolate(G, out: str | Path, keys: int = 4, steps: int = 24, seed: int = 
     c = classes(G, z.shape[0], class_index)
     if c is not None and class_index is None:
         c = (torch.arange(z.shape[0]) % n) % G.num_classes
-    imgs = generate(G, z, c).view(-1, n, *G.img_shape)
+    imgs = generate(G, z, c, truncation=truncation).view(-1, n, *G.img_shape)
     up = auto_upscale(G.img_shape[1], 128)
     frames: list[Image.Image] = [grid(f, nrow=n, pad=0 if n == 1 else 2, upscale=up) for f in imgs]
     return save_video(frames, out, fps=fps)

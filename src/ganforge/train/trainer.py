@@ -248,8 +248,10 @@ class Trainer:
         G = self.G_ema if ema else self.G
         was_training = G.training
         G.eval()
+        # Fixed noise too where the family has per-pixel noise, so grids over time change only by training.
+        kwargs = {"noise_mode": "const"} if getattr(G, "supports_noise_mode", False) else {}
         try:
-            return G(z.to(self.device), None if c is None else c.to(self.device)).float().cpu()
+            return G(z.to(self.device), None if c is None else c.to(self.device), **kwargs).float().cpu()
         finally:
             G.train(was_training)
 

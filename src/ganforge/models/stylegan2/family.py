@@ -7,6 +7,9 @@ Sizes from ``ModelConfig`` (the widths name the widest layer, as in the official
 * ``w_dim = g_width``, 2 mapping layers (the official small-data / CIFAR setting; FFHQ used 8);
 * D: resnet architecture, minibatch-std groups of 4 (smaller or divisor groups for other batch sizes).
 
+``cfg.options = {"G_kwargs": {...}, "D_kwargs": {...}}`` (written by ``ganforge import-stylegan``) instead
+builds the networks exactly from official constructor arguments; their sizes must agree with ``cfg``.
+
 Official-style calls stay available on the returned nets: ``G.mapping(z, c, truncation_psi=...)``,
 ``G.synthesis(ws, noise_mode=...)``, ``G(z, c, truncation_psi, truncation_cutoff, noise_mode)`` and
 ``Discriminator.forward(D, img, c)`` for ``[B, 1]`` logits.
@@ -30,6 +33,9 @@ class GanforgeDiscriminator(Discriminator):
         return super().forward(img, c, **kwargs).squeeze(1)
 
 
+OPTION_KEYS = ("G_kwargs", "D_kwargs")
+
+
 def build_networks(cfg: ModelConfig) -> tuple[Generator, GanforgeDiscriminator]:
     res = cfg.resolution
     if res < 8 or res & (res - 1):
@@ -38,17 +44,52 @@ def build_networks(cfg: ModelConfig) -> tuple[Generator, GanforgeDiscriminator]:
     if cfg.spectral_norm:
         raise ConfigError("stylegan2 does not use spectral normalisation (it relies on equalized learning "
                           "rate and R1): drop --spectral-norm")
+    options = cfg.options or {}
+    if not isinstance(options, dict):
+        raise ConfigError("model options must be an object, e.g. {\"G_kwargs\": {...}, \"D_kwargs\": {...}}")
+    unknown = sorted(set(options) - set(OPTION_KEYS))
+    if unknown:
+        raise ConfigError(f"unknown stylegan2 model option(s) {', '.join(unknown)}; valid: {', '.join(OPTION_KEYS)}")
     for name in ("g_width", "d_width"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name} must be positive, got {getattr(cfg, name)}")
-    G = Generator(z_dim=cfg.z_dim, c_dim=cfg.num_classes, w_dim=cfg.g_width, img_resolution=res,
-                  img_channels=cfg.channels, mapping_kwargs={"num_layers": MAPPING_LAYERS},
-                  synthesis_kwargs={"channel_base": 64 * cfg.g_width, "channel_max": cfg.g_width,
-                                    "architecture": "skip"})
-    D = GanforgeDiscriminator(c_dim=cfg.num_classes, img_resolution=res, img_channels=cfg.channels,
-                              architecture="resnet", channel_base=64 * cfg.d_width, channel_max=cfg.d_width,
-                              epilogue_kwargs={"mbstd_group_size": MBSTD_GROUP})
+    G = _from_kwargs(Generator, cfg, options, "G_kwargs")
+    if G is None:
+        G = Generator(z_dim=cfg.z_dim, c_dim=cfg.num_classes, w_dim=cfg.g_width, img_resolution=res,
+                      img_channels=cfg.channels,
+                      mapping_kwargs={"num_layers": MAPPING_LAYERS},
+                      synthesis_kwargs={"channel_base": 64 * cfg.g_width, "channel_max": cfg.g_width,
+                                        "architecture": "skip"})
+    D = _from_kwargs(GanforgeDiscriminator, cfg, options, "D_kwargs")
+    if D is None:
+        D = GanforgeDiscriminator(c_dim=cfg.num_classes, img_resolution=res, img_channels=cfg.channels,
+                                  architecture="resnet", channel_base=64 * cfg.d_width, channel_max=cfg.d_width,
+                                  epilogue_kwargs={"mbstd_group_size": MBSTD_GROUP})
     return G, D
+
+
+def _from_kwargs(cls, cfg: ModelConfig, options: dict, key: str):
+    """``cls(**cfg.options[key])``, or None without that option; sizes must agree with the config's."""
+    kwargs = options.get(key)
+    if kwargs is None:
+        return None
+    if not isinstance(kwargs, dict):
+        raise ConfigError(f"model option {key} must be an object of constructor arguments")
+    # The config's fields stay the single source of truth for what the rest of ganforge sees.
+    want = {"c_dim": cfg.num_classes, "img_resolution": cfg.resolution, "img_channels": cfg.channels}
+    if cls is Generator:
+        want["z_dim"] = cfg.z_dim
+    for name, value in want.items():
+        if kwargs.get(name) != value:
+            raise ConfigError(f"model option {key}.{name} is {kwargs.get(name)!r} but the config says {value} "
+                              f"(model.{_CONFIG_FIELD[name]}); make them agree")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"cannot build the network from model option {key}: {e}") from e
+
+
+_CONFIG_FIELD = {"c_dim": "num_classes", "img_resolution": "resolution", "img_channels": "channels", "z_dim": "z_dim"}
 
 
 @register("stylegan2", "StyleGAN2 (ADA-pytorch networks): style-modulated G, resnet D; power-of-two sizes >= 8")
@@ -59,7 +100,7 @@ def build(cfg: ModelConfig):
 @register("cstylegan2", "class-conditional StyleGAN2 (class embedding in G's mapping, projection D)",
           conditional=True)
 def build_conditional(cfg: ModelConfig):
-    if cfg.num_classes < 2:
+    if cfg.num_classes < 2 and not cfg.options:  # imported networks may have any c_dim > 0
         raise ConfigError("cstylegan2 needs class labels: use a labelled built-in (mnist, digits) or a folder "
                           "with one sub-folder per class")
     return build_networks(cfg)

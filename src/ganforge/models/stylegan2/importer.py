@@ -16,6 +16,7 @@ arguments and loads the recorded weights by their official names.
 from __future__ import annotations
 
 import codecs
+import inspect
 import io
 import pickle
 from collections import OrderedDict
@@ -184,12 +185,34 @@ def load_pickle(source: str | Path | BinaryIO) -> Any:
 NETWORK_CLASSES = {"Generator": Generator, "Discriminator": Discriminator}
 
 
-def build_network(obj: PersistentObject) -> nn.Module:
-    """A ganforge network from a captured official ``Generator`` / ``Discriminator``, weights loaded."""
+# The stylegan3 repository's StyleGAN2 Generator takes the synthesis arguments flat (``**synthesis_kwargs``)
+# plus ``fused_modconv_default``; ours decides fusing by train/eval mode, as its 'inference_only' does.
+DROPPED_KWARGS = ("fused_modconv_default",)
+
+
+def network_kwargs(obj: PersistentObject) -> dict:
+    """The constructor arguments of a captured network, as keyword arguments for ganforge's class."""
     if not isinstance(obj, PersistentObject) or obj.class_name not in NETWORK_CLASSES:
         what = obj.class_name if isinstance(obj, PersistentObject) else type(obj).__name__
         raise ValueError(f"expected an official Generator or Discriminator, got {what}")
-    net = NETWORK_CLASSES[obj.class_name](*obj.init_args, **obj.init_kwargs)
+    cls = NETWORK_CLASSES[obj.class_name]
+    try:
+        kwargs = dict(inspect.signature(cls).bind_partial(*obj.init_args).arguments) | obj.init_kwargs
+    except TypeError as e:
+        raise ValueError(f"the pickle's {obj.class_name} has unexpected constructor arguments ({e})") from None
+    if cls is Generator:
+        known = set(inspect.signature(cls).parameters)
+        flat = {k: kwargs.pop(k) for k in list(kwargs) if k not in known}
+        kwargs["synthesis_kwargs"] = dict(kwargs.get("synthesis_kwargs") or {}) | flat
+        for k in DROPPED_KWARGS:
+            kwargs["synthesis_kwargs"].pop(k, None)
+    return kwargs
+
+
+def build_network(obj: PersistentObject) -> nn.Module:
+    """A ganforge network from a captured official ``Generator`` / ``Discriminator``, weights loaded."""
+    kwargs = network_kwargs(obj)  # checks obj first
+    net = NETWORK_CLASSES[obj.class_name](**kwargs)
     return load_official_state(net, obj.state_dict()).eval().requires_grad_(False)
 
 

@@ -162,6 +162,11 @@ class SynthesisNetwork(nn.Module):
 class Generator(nn.Module):
     """Mapping + synthesis. ``G(z, c)`` works both as the official call and as ganforge's ``G(z, c=None)``."""
 
+    # Tell ganforge.generate to truncate toward w_avg (G(z, c, truncation_psi=psi)) instead of scaling z,
+    # and that G takes noise_mode ('random' for training, 'const' for reproducible samples).
+    supports_w_truncation = True
+    supports_noise_mode = True
+
     def __init__(self, z_dim: int, c_dim: int, w_dim: int, img_resolution: int, img_channels: int,
                  mapping_kwargs: dict | None = None, synthesis_kwargs: dict | None = None):
         super().__init__()

@@ -1,0 +1,112 @@
+"""StyleGAN2 sub-commands for the ``ganforge`` command line: ``import-stylegan``, ``style-mix``, ``noise``.
+
+``add_parsers(sub)`` registers them on an ``argparse`` sub-parser set; each sets ``func`` to its own
+``cmd_*`` function, which returns an exit status and raises ``StyleGANError`` (a ``GenerateError``) with
+a one-line message for bad input.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+FMT = argparse.ArgumentDefaultsHelpFormatter
+
+
+def _seeds(value: str) -> list[int]:
+    """Comma list of seeds and seed ranges: ``1,2,3`` or ``0-4,10``."""
+    try:
+        seeds = []
+        for part in value.split(","):
+            lo, sep, hi = part.strip().partition("-")
+            seeds.extend(range(int(lo), int(hi if sep else lo) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seeds like 1,2,3 or 0-4, got '{value}'") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"no seeds in '{value}'")
+    return seeds
+
+
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    return n
+
+
+def add_parsers(sub) -> None:
+    """Add ``import-stylegan``, ``style-mix`` and ``noise`` to ``sub`` (from ``add_subparsers()``)."""
+    p = sub.add_parser("import-stylegan", formatter_class=FMT, help="turn an official StyleGAN2 .pkl into a run",
+                       description="Import a stylegan2-ada-pytorch network pickle (G, G_ema, D) as a ganforge "
+                                   "run directory. The pickle is read without running any code from it.")
+    p.add_argument("pkl", metavar="NETWORK.pkl", help="official network pickle")
+    p.add_argument("--out", help="run directory to create (None: runs/NAME of the pickle)")
+    p.set_defaults(func=cmd_import_stylegan)
+
+    p = sub.add_parser("style-mix", formatter_class=FMT, help="StyleGAN2 style-mixing grid",
+                       description="Grid of row seeds x column seeds: each cell is the row seed's image with the "
+                                   "styles of the chosen layers taken from the column seed.")
+    _add_run_args(p)
+    p.add_argument("--rows", type=_seeds, default="1,2,3", help="row seeds (comma list or a-b ranges)")
+    p.add_argument("--cols", type=_seeds, default="4,5,6", help="column seeds")
+    p.add_argument("--styles", default="coarse", help="layers taken from the column seeds: coarse (4-8 px), "
+                                                       "middle (16-32 px), fine (64 px and up) or numbers like 0-3")
+    p.add_argument("--out", default="style-mix.png", help="grid image to write")
+    p.set_defaults(func=cmd_style_mix)
+
+    p = sub.add_parser("noise", formatter_class=FMT, help="StyleGAN2 stochastic variation of one image",
+                       description="Render one seed's image with N draws of the per-pixel noise; writes the "
+                                   "variations and a map of their per-pixel standard deviation.")
+    _add_run_args(p)
+    p.add_argument("--seed", type=int, default=0, help="latent seed of the image")
+    p.add_argument("--n", type=_positive, default=8, help="noise draws (at least 2)")
+    p.add_argument("--noise-seed", type=int, help="seed of the noise draws (None: --seed)")
+    p.add_argument("--out", help="folder for the PNGs (None: RUN/noise)")
+    p.set_defaults(func=cmd_noise)
+
+
+def _add_run_args(p) -> None:
+    p.add_argument("run", help="run directory of a stylegan2 / cstylegan2 run (or its checkpoint)")
+    p.add_argument("--truncation", type=float, default=1.0, help="psi: pull w toward the average w (1 = off)")
+    p.add_argument("--class", dest="class_index", type=int, help="class for conditional runs (None: class 0)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+
+
+def _load_stylegan(a, command: str):
+    from .api import load_run
+    from .stylegan_tools import require_stylegan
+    from .train.trainer import resolve_device
+
+    cfg, G, _ = load_run(a.run, device=str(resolve_device(a.device)))
+    require_stylegan(G, cfg.model.family, command)
+    return G
+
+
+def cmd_import_stylegan(a) -> int:
+    from .stylegan_tools import import_stylegan
+
+    out = Path(a.out) if a.out else Path("runs") / Path(a.pkl).stem
+    run = import_stylegan(a.pkl, out)
+    print(f"imported {a.pkl} into {run}\nNext: ganforge generate {run} --n 16 --grid grid.png --truncation 0.7")
+    return 0
+
+
+def cmd_style_mix(a) -> int:
+    from .stylegan_tools import style_mix
+
+    G = _load_stylegan(a, "style-mix")
+    cells = style_mix(G, a.rows, a.cols, styles=a.styles, truncation=a.truncation, class_index=a.class_index,
+                      out=a.out)
+    print(f"wrote {a.out} ({cells.shape[0]} x {cells.shape[1]} cells, styles {a.styles} from the column seeds)")
+    return 0
+
+
+def cmd_noise(a) -> int:
+    from .stylegan_tools import noise_variation
+
+    G = _load_stylegan(a, "noise")
+    out = a.out or str(Path(a.run if Path(a.run).is_dir() else Path(a.run).parent) / "noise")
+    result = noise_variation(G, a.seed, n=a.n, out_dir=out, truncation=a.truncation, class_index=a.class_index,
+                             noise_seed=a.noise_seed)
+    print(f"wrote {result.grid_path} ({a.n} noise draws) and {result.std_path} "
+          f"(per-pixel standard deviation, max {result.std.max().item():.3f})")
+    return 0

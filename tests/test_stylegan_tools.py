@@ -1,0 +1,205 @@
+import argparse
+import json
+import pickle
+
+import pytest
+import torch
+from PIL import Image
+from test_stylegan2 import SMALL_D, SMALL_G, _RunsCode, official_style_pickle
+
+import ganforge
+from ganforge import models
+from ganforge.checkpoint import module_tensors, save_checkpoint
+from ganforge.config import ConfigError, ModelConfig, RunConfig
+from ganforge.generate import generate, latents, sample
+from ganforge.models.stylegan2 import Discriminator, Generator, importer
+from ganforge.stylegan_cli import add_parsers
+from ganforge.stylegan_tools import (BLANK, StyleGANError, import_stylegan, interpolate_w, noise_variation,
+                                     style_layers, style_mix)
+
+
+def official_nets(c_dim=0, seed=0):
+    torch.manual_seed(seed)
+    g_kwargs, d_kwargs = dict(SMALL_G, c_dim=c_dim), dict(SMALL_D, c_dim=c_dim)
+    G, D = Generator(**g_kwargs).eval(), Discriminator(**d_kwargs).eval()
+    G.mapping.w_avg.normal_()  # a trained w_avg: truncation must pull toward it, not toward zero
+    for p in G.parameters():  # untrained noise strengths are 0; make the noise matter
+        if p.ndim == 0:
+            p.data.fill_(0.5)
+    return G, D, g_kwargs, d_kwargs
+
+
+def write_pickle(path, monkeypatch, with_g=True, c_dim=0):
+    G, D, g_kwargs, d_kwargs = official_nets(c_dim)
+    G_ema = Generator(**g_kwargs).eval()
+    G_ema.load_state_dict(G.state_dict())
+    G_ema.mapping.fc0.weight.data.mul_(1.5)  # G_ema must differ from G, to tell which one gets loaded
+    data = {"G_ema": G_ema, "D": D, "augment_pipe": None} | ({"G": G} if with_g else {})
+    blob = official_style_pickle(data, {id(G): g_kwargs, id(G_ema): g_kwargs, id(D): d_kwargs}, monkeypatch,
+                                 "raise SystemExit('module source was executed')")
+    monkeypatch.undo()  # the import must not need torch_utils / dnnlib
+    path.write_bytes(blob)
+    return G_ema, D
+
+
+@pytest.fixture
+def stylegan_run(tmp_path, monkeypatch):
+    G_ema, D = write_pickle(tmp_path / "net.pkl", monkeypatch)
+    return import_stylegan(tmp_path / "net.pkl", tmp_path / "run"), G_ema, D
+
+
+@pytest.fixture
+def dcgan_run(tmp_path, tiny_cfg):
+    cfg = tiny_cfg
+    cfg.model.resolution, cfg.model.d_norm = 8, "batch"  # what a trainer resolves "auto" to
+    G, D = models.build(cfg.model)
+    save_checkpoint(tmp_path / "dc" / "checkpoint.safetensors", module_tensors(G, "G_ema") | module_tensors(D, "D"),
+                    {"step": 0, "config": cfg.to_dict()})
+    cfg.save(tmp_path / "dc" / "config.json")
+    return tmp_path / "dc"
+
+
+# ----------------------------------------------------------------- import
+@pytest.mark.parametrize("c_dim,with_g", [(0, False), (3, True)])
+def test_imported_run_loads_and_matches_the_original(tmp_path, monkeypatch, c_dim, with_g):
+    G_ema, D = write_pickle(tmp_path / "net.pkl", monkeypatch, with_g=with_g, c_dim=c_dim)
+    run = import_stylegan(tmp_path / "net.pkl", tmp_path / "run")
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["model"]["family"] == ("cstylegan2" if c_dim else "stylegan2")
+    assert (cfg["model"]["resolution"], cfg["model"]["channels"], cfg["model"]["z_dim"]) == (16, 3, 8)
+    assert cfg["model"]["num_classes"] == c_dim and cfg["class_names"] == [str(i) for i in range(c_dim)]
+    assert cfg["model"]["options"]["G_kwargs"] == json.loads(json.dumps(dict(SMALL_G, c_dim=c_dim)))
+    assert cfg["model"]["options"]["D_kwargs"]["epilogue_kwargs"] == {"mbstd_group_size": 4}
+    assert cfg["data"]["source"] == "imported:net.pkl"
+
+    _, G, D2 = ganforge.load_run(run)
+    z = torch.randn(3, 8)
+    c = torch.tensor([0, 2, 1]) if c_dim else None
+    with torch.no_grad():
+        want = G_ema(z, c, noise_mode="const")  # the EMA generator is the one that gets loaded
+        assert torch.equal(G(z, c, noise_mode="const"), want)
+        assert torch.equal(D2(want, c), D(want, c).squeeze(1))
+        assert G(z, c).shape == (3, 3, 16, 16)  # ganforge's interface: G(z, c)
+    assert G.img_shape == (3, 16, 16) and G.num_classes == c_dim
+    with pytest.raises(StyleGANError, match="already holds a run"):
+        import_stylegan(tmp_path / "net.pkl", run)
+
+
+def test_unsafe_or_foreign_pickles_are_refused_without_writing(tmp_path):
+    sentinel = tmp_path / "pwned"
+    cases = {"evil.pkl": pickle.dumps(_RunsCode(f"touch {sentinel}")), "junk.pkl": b"\x80\x04not a pickle",
+             "plain.pkl": pickle.dumps({"weights": [1, 2]})}
+    errors = {}
+    for name, blob in cases.items():
+        (tmp_path / name).write_bytes(blob)
+        with pytest.raises(StyleGANError) as e:
+            import_stylegan(tmp_path / name, tmp_path / "run")
+        errors[name] = e
+        assert "\n" not in str(e.value)
+    assert isinstance(errors["evil.pkl"].value, importer.UnsafePickleError)
+    assert "refusing to load" in str(errors["evil.pkl"].value)
+    assert "not a readable network pickle" in str(errors["junk.pkl"].value)
+    assert "holds no StyleGAN2 generator" in str(errors["plain.pkl"].value)
+    assert not sentinel.exists() and not (tmp_path / "run").exists()
+
+
+def test_family_options_must_agree_with_the_config():
+    options = {"G_kwargs": SMALL_G, "D_kwargs": SMALL_D}
+    G, D = models.build(ModelConfig(family="stylegan2", z_dim=8, resolution=16, channels=3, options=options))
+    assert G.w_dim == 8 and G.mapping.num_layers == 2 and D.b4.mbstd.group_size == 4
+    with pytest.raises(ConfigError, match="G_kwargs.img_resolution is 16 but the config says 32"):
+        models.build(ModelConfig(family="stylegan2", z_dim=8, resolution=32, channels=3, options=options))
+    with pytest.raises(ConfigError, match="unknown stylegan2 model option"):
+        models.build(ModelConfig(family="stylegan2", resolution=16, options={"G_kwarg": {}}))
+
+
+def test_stylegan3_repository_layout_of_generator_arguments():
+    # The stylegan3 repo's StyleGAN2 Generator takes synthesis arguments flat, plus fused_modconv_default.
+    flat = {k: v for k, v in SMALL_G.items() if k != "synthesis_kwargs"} | SMALL_G["synthesis_kwargs"]
+    obj = importer.PersistentObject("Generator", "", 1, {"_init_args": (), "_init_kwargs": flat |
+                                                          {"fused_modconv_default": "inference_only"}})
+    assert importer.network_kwargs(obj) == SMALL_G
+
+
+# ----------------------------------------------------------------- truncation in w space
+def test_truncation_zero_gives_the_average_w_image(stylegan_run, dcgan_run):
+    G = ganforge.load(stylegan_run[0])
+    assert torch.equal(latents(G, 4, 1, truncation=0.5), latents(G, 4, 1))  # z is not scaled
+    x = sample(G, 4, seed=1, truncation=0)
+    w_avg = G.mapping.w_avg.expand(1, G.num_ws, -1)
+    with torch.no_grad():
+        assert torch.allclose(x, G.synthesis(w_avg, noise_mode="const").expand_as(x), atol=1e-5)
+    assert torch.allclose(x, x[:1].expand_as(x), atol=1e-6)  # every seed: the same image
+    assert torch.equal(sample(G, 2, seed=5), sample(G, 2, seed=5))  # const noise: reproducible
+    assert not torch.allclose(sample(G, 2, seed=5, truncation=0.5), sample(G, 2, seed=5))
+
+    dc = ganforge.load(dcgan_run)  # other families keep scaling z
+    assert torch.equal(sample(dc, 3, seed=2, truncation=0.5), generate(dc, latents(dc, 3, 2) * 0.5))
+
+
+# ----------------------------------------------------------------- tools
+def test_style_mix_grid(stylegan_run, tmp_path):
+    G = ganforge.load(stylegan_run[0])
+    rows, cols = [1, 2], [3, 4, 5]
+    assert style_layers(G, "coarse") == [0, 1, 2, 3] and style_layers(G, "middle") == [4, 5]
+    assert style_layers(G, "0-1,4") == [0, 1, 4]
+    cells = style_mix(G, rows, cols, styles="0-5", out=tmp_path / "mix.png")
+    assert cells.shape == (3, 4, 3, 16, 16) and torch.all(cells[0, 0] == BLANK)
+    assert torch.allclose(cells[1:, 1:], cells[0:1, 1:].expand(2, -1, -1, -1, -1), atol=1e-6)  # all from column
+    assert torch.allclose(cells[1, 0], sample(G, 1, seed=1)[0], atol=1e-5)
+    assert torch.allclose(cells[0, 2], sample(G, 1, seed=4)[0], atol=1e-5)
+    coarse = style_mix(G, rows, cols, styles="coarse")
+    assert not torch.allclose(coarse[1, 1], coarse[0, 1]) and not torch.allclose(coarse[1, 1], coarse[1, 0])
+    assert Image.open(tmp_path / "mix.png").size == (4 * (4 * 18 + 2), 4 * (3 * 18 + 2))  # 16 px cells, 2 px borders, x4
+    with pytest.raises(StyleGANError, match="no fine styles"):
+        style_layers(G, "fine")
+    with pytest.raises(StyleGANError, match=r"style layer 6 is out of range: this model has layers 0\.\.5"):
+        style_layers(G, "2-9")
+
+
+def test_noise_std_map(stylegan_run, tmp_path):
+    G = ganforge.load(stylegan_run[0])
+    result = noise_variation(G, seed=3, n=4, out_dir=tmp_path / "noise")
+    assert result.images.shape == (4, 3, 16, 16) and result.std.shape == (16, 16)
+    assert result.std.min() > 0 and result.grid_path.exists() and result.std_path.exists()
+    again = noise_variation(G, seed=3, n=4)
+    assert torch.equal(again.images, result.images)  # seeded noise draws
+    for m in G.modules():
+        if hasattr(m, "noise_strength"):
+            m.noise_strength.data.zero_()
+    assert torch.count_nonzero(noise_variation(G, seed=3, n=4).std) == 0
+
+
+def test_interpolate_w(stylegan_run, dcgan_run, tmp_path):
+    G = ganforge.load(stylegan_run[0])
+    path = interpolate_w(G, tmp_path / "walk.gif", keys=2, steps=3, seed=0, truncation=0.7)
+    assert Image.open(path).n_frames == 6
+    with pytest.raises(StyleGANError, match="needs a StyleGAN2 run"):
+        interpolate_w(ganforge.load(dcgan_run), tmp_path / "x.gif")
+
+
+# ----------------------------------------------------------------- command line
+def parse(argv):
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers())
+    return parser.parse_args([str(a) for a in argv])
+
+
+def test_cli_commands(stylegan_run, tmp_path, monkeypatch, capsys):
+    write_pickle(tmp_path / "net2.pkl", monkeypatch)
+    a = parse(["import-stylegan", tmp_path / "net2.pkl", "--out", tmp_path / "run2"])
+    assert a.func(a) == 0 and RunConfig.load(tmp_path / "run2").model.family == "stylegan2"
+    a = parse(["style-mix", tmp_path / "run2", "--rows", "1-2", "--cols", "3,4,5", "--out", tmp_path / "m.png",
+               "--styles", "middle", "--truncation", "0.7"])
+    assert a.rows == [1, 2] and a.func(a) == 0 and (tmp_path / "m.png").exists()
+    a = parse(["noise", tmp_path / "run2", "--seed", "7", "--n", "3"])
+    assert a.func(a) == 0 and (tmp_path / "run2" / "noise" / "seed0007-noise-std.png").exists()
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["style-mix", "noise"])
+def test_cli_rejects_other_families_in_one_line(dcgan_run, command):
+    a = parse([command, dcgan_run])
+    with pytest.raises(StyleGANError) as e:
+        a.func(a)
+    assert str(e.value) == f"{command} needs a StyleGAN2 run (family stylegan2); this run is dcgan"
