@@ -42,6 +42,7 @@ class ModelConfig:
     d_norm: str = "auto"  # D normalisation: batch, none, or auto (none with spectral norm or WGAN-GP)
     g_layers: list[dict[str, Any]] | None = None  # `layers` family: the generator's layer list
     d_layers: list[dict[str, Any]] | None = None  # `layers` family: the discriminator's layer list
+    options: dict[str, Any] = field(default_factory=dict)  # family-specific constructor arguments
 
     @property
     def img_shape(self) -> tuple[int, int, int]:
@@ -73,6 +74,8 @@ class TrainConfig:
     channels_last: bool = False
     tensorboard: bool = False
     grid_size: int = 64  # images in each sample grid
+    eval_every: int = 0  # steps between FID evaluations (0: off); the best is kept as best.safetensors
+    eval_n: int = 5000  # generated images per evaluation
 
 
 @dataclass
