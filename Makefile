@@ -15,9 +15,12 @@ install: $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e .
 
+# torch-fidelity (the maintained InceptionV3 for FID) without its torchvision requirement, which would pull
+# a CUDA torch; ganforge imports only its torch-only Inception module. The tests run it randomly initialised.
 install-test: $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
 	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q --no-deps "torch-fidelity>=0.4"
 
 # runs/demo is the demo's own scratch run: replaced on each `make demo` so the commands below agree on it.
 demo: install

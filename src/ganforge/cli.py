@@ -31,6 +31,13 @@ def _positive(value: str) -> int:
     return n
 
 
+def _non_negative(value: str) -> int:
+    n = int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive whole number, got {value}")
+    return n
+
+
 def _add_train(sub):
     p = sub.add_parser("train", formatter_class=FMT, help="train a GAN on a built-in data set or your images",
                        description="Train a GAN. DATA is a built-in name (see `ganforge datasets`) or a folder / "
@@ -77,6 +84,10 @@ def _add_train(sub):
     t.add_argument("--ckpt-every", type=_positive, default=T.ckpt_every, help="steps between checkpoints")
     t.add_argument("--log-every", type=_positive, default=T.log_every, help="steps between metric logs")
     t.add_argument("--grid-size", type=_positive, default=T.grid_size, help="images per sample grid")
+    t.add_argument("--eval-every", type=_non_negative, default=T.eval_every,
+                   help="steps between FID evaluations (logged to log.jsonl; the best is kept as "
+                        "best.safetensors); 0: off")
+    t.add_argument("--eval-n", type=_positive, default=T.eval_n, help="generated images per --eval-every FID")
     h = p.add_argument_group("hardware and logging")
     h.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=T.device, help="where to train")
     h.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=T.precision,
@@ -104,7 +115,7 @@ def _config_from_args(a) -> RunConfig:
         put(cfg.model, f, getattr(a, f))
     for f in ("steps", "batch_size", "loss", "g_opt", "d_opt", "g_lr", "d_lr", "d_steps", "ema_decay", "r1_gamma",
               "gp_weight", "diffaug", "seed", "sample_every", "ckpt_every", "log_every", "grid_size", "device",
-              "precision", "channels_last", "tensorboard"):
+              "precision", "channels_last", "tensorboard", "eval_every", "eval_n"):
         put(cfg.train, f, getattr(a, f))
     put(cfg.train, "g_betas", tuple(a.g_betas))
     put(cfg.train, "d_betas", tuple(a.d_betas))
@@ -203,16 +214,24 @@ def _add_interpolate(sub):
     p.add_argument("--class", dest="class_index", type=int, help="class for conditional runs")
     p.add_argument("--truncation", type=float, default=1.0, help="psi (1 = off)")
     p.add_argument("--fps", type=_positive, default=20, help="frames per second")
+    p.add_argument("--space", choices=["z", "w"], default="z", help="interpolate latents z (spherically) or, for "
+                                                                     "StyleGAN2 runs, mapped styles w (linearly)")
     p.set_defaults(func=cmd_interpolate)
 
 
 def cmd_interpolate(a) -> int:
-    from .api import load
+    from .api import load_run
     from .generate import interpolate
 
-    G = load(a.run)
-    path = interpolate(G, a.out, keys=a.keys, steps=a.steps, seed=a.seed, class_index=a.class_index,
-                       truncation=a.truncation, n=a.n, fps=a.fps)
+    cfg, G, _ = load_run(a.run)
+    walk = interpolate
+    if a.space == "w":
+        from .stylegan_tools import interpolate_w, require_stylegan
+
+        require_stylegan(G, cfg.model.family, "interpolate --space w")
+        walk = interpolate_w
+    path = walk(G, a.out, keys=a.keys, steps=a.steps, seed=a.seed, class_index=a.class_index,
+                truncation=a.truncation, n=a.n, fps=a.fps)
     print(f"wrote {path} ({a.keys * a.steps} frames, loops seamlessly)")
     return 0
 
@@ -277,7 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ganforge", description="Train, sample and measure GANs.", formatter_class=FMT)
     p.add_argument("--version", action="version", version=f"ganforge {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_train, _add_generate, _add_interpolate, _add_info, _add_datasets, _add_bench):
+    from .metrics.command import add_parser as _add_eval
+    from .stylegan_cli import add_parsers as _add_stylegan
+
+    for add in (_add_train, _add_generate, _add_interpolate, _add_info, _add_datasets, _add_bench, _add_eval,
+                _add_stylegan):
         add(sub)
     return p
 
@@ -296,13 +319,15 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .data import DataError
     from .generate import GenerateError
+    from .metrics.errors import EvalError
     from .train.trainer import TrainError
 
     args = build_parser().parse_args(argv)
     args.explicit = _explicit_options(argv)
     try:
         return args.func(args)
-    except (ConfigError, DataError, CheckpointError, GenerateError, TrainError, FileNotFoundError) as e:
+    except (ConfigError, DataError, CheckpointError, GenerateError, TrainError, EvalError,
+            FileNotFoundError) as e:
         print(f"ganforge {args.command}: error: {e}", file=sys.stderr)
         return 2
 

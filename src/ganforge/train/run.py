@@ -26,6 +26,7 @@ from ..images import auto_upscale, grid, save_gif
 from .trainer import Trainer
 
 MAX_GIF_FRAMES = 60
+BEST_NAME = "best.safetensors"
 Callback = Callable[[Trainer, dict], None]
 
 
@@ -56,6 +57,12 @@ class Run:
         self.stop_reason: str | None = None
         self._tb = None
         self.last_grid = None
+        self._fid = None  # FidTracker for --eval-every, built now so a missing extractor fails before training
+        self.best_fid = _saved_fid(self.dir / BEST_NAME)
+        if self.main and t.eval_every:
+            from ..metrics.tracker import FidTracker
+
+            self._fid = FidTracker(trainer.data, n=t.eval_n, device=str(trainer.device))
         if self.main:
             self.dir.mkdir(parents=True, exist_ok=True)
             trainer.cfg.save(self.dir / "config.json")
@@ -94,6 +101,24 @@ class Run:
         path = self.dir / CHECKPOINT_NAME
         save_checkpoint(path, tensors, meta)
         return path
+
+    def evaluate(self) -> float | None:
+        """FID of G_ema now, logged as {"step", "fid", "fid_floor"}; a new best is saved as best.safetensors."""
+        if not self.main:
+            return None
+        if self._fid is None:
+            from ..metrics.tracker import FidTracker
+
+            t = self.trainer.cfg.train
+            self._fid = FidTracker(self.trainer.data, n=t.eval_n, device=str(self.trainer.device))
+        m = self._fid(self.trainer.G_ema)
+        step = self.trainer.step_count
+        self._log({"step": step, "fid": m["fid"], "fid_floor": m["fid_floor"]})
+        if self.best_fid is None or m["fid"] < self.best_fid:
+            self.best_fid = m["fid"]
+            tensors, meta = self.trainer.state()
+            save_checkpoint(self.dir / BEST_NAME, tensors, {**meta, "fid": m["fid"]})
+        return m["fid"]
 
     def finish(self) -> dict[str, Path]:
         """Final grid and the results-over-time GIF."""
@@ -158,6 +183,8 @@ class Run:
                     self.write_grid()
                 if s % t.ckpt_every == 0:
                     self.save()
+                if t.eval_every and (s % t.eval_every == 0 or s == total):
+                    self.evaluate()
                 if callback is not None:
                     callback(tr, m)
             self.save()
@@ -185,3 +212,16 @@ class Run:
                 signal.signal(sig, h)
 
         return restore
+
+
+def _saved_fid(path: Path) -> float | None:
+    """The FID stored in an earlier best.safetensors, so a resumed run only replaces it with a better one."""
+    if not path.is_file():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            return float(json.loads(f.metadata()["meta"])["fid"])
+    except Exception:  # unreadable or foreign: the next evaluation replaces it
+        return None

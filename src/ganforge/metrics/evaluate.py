@@ -1,0 +1,122 @@
+"""``evaluate(fake, real, extractor)``: every metric of a generated set against a real one.
+
+One streamed pass over each set feeds the feature extractor, the digit network (for the classifier
+scores) and the run's discriminator together; the real set's features come from the stats cache when
+they can.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .digits import digit_scores
+from .errors import EvalError
+from .features import DigitFeatures, is_digit_like
+from .fid import frechet_distance, gaussian_stats, real_floor
+from .kid import kid
+from .options import FEATURE_METRICS, METRICS, EvalOptions
+from .prdc import density_coverage, precision_recall
+from .scores import discriminator_mean, inception_score
+from .stats_cache import real_stats
+
+REAL_SEED = 0  # fixed, so the cached real features are reused whatever --seed is
+
+
+def choose_metrics(asked: tuple[str, ...] | None, digit_like: bool, has_d: bool) -> tuple[str, ...]:
+    if asked is None:
+        return tuple(m for m in METRICS if (m not in ("is", "digits") or digit_like) and (m != "d" or has_d))
+    if "d" in asked and not has_d:
+        raise EvalError("metric 'd' (mean D(x), D(G(z))) needs a run: pass RUN instead of --fake")
+    return asked
+
+
+@dataclass
+class Scan:
+    features: np.ndarray | None  # [n, D] float32
+    probs: torch.Tensor | None  # digit-network class probabilities [n, 10]
+    d: torch.Tensor | None  # sigmoid(D(x)) [n]
+    n: int
+
+
+def scan(source, count: int, batch_size: int, seed: int, extractor=None, digits: DigitFeatures | None = None,
+         D: torch.nn.Module | None = None, progress: bool = False) -> Scan:
+    """Stream ``count`` images of ``source`` through whichever networks are given, batch by batch."""
+    feats, probs, ds, n = [], [], [], 0
+    bar = tqdm(total=count, desc=f"scoring {source.name}", unit="img", leave=False, disable=None if progress else True)
+    for x, labels in source.batches(count, batch_size, seed):
+        n += len(x)
+        bar.update(len(x))
+        if digits is not None:
+            f, p = digits.features_and_probs(x)
+            probs.append(p)
+            if extractor is digits:  # one forward pass gives both
+                feats.append(f.numpy())
+        if extractor is not None and extractor is not digits:
+            feats.append(extractor(x).numpy())
+        if D is not None:
+            try:
+                ds.append(discriminator_mean(D, x, labels))
+            except ValueError as e:  # a conditional D shown unlabelled images
+                raise EvalError(f"metric 'd' cannot run here ({e}); leave out --real or the d metric") from e
+    bar.close()
+    if n == 0:
+        raise EvalError(f"no readable images in {source.name}")
+    return Scan(np.concatenate(feats).astype(np.float32) if feats else None, torch.cat(probs) if probs else None,
+                torch.cat(ds) if ds else None, n)
+
+
+def evaluate(fake, real, extractor, opts: EvalOptions | None = None, D: torch.nn.Module | None = None) -> dict:
+    """Scores of ``fake`` against ``real`` (sources from :mod:`.sources`); returns a JSON-able dict."""
+    opts = opts or EvalOptions()
+    start = time.perf_counter()
+    digit_like = real.builtin or is_digit_like(real.channels, real.resolution)
+    metrics = choose_metrics(opts.metrics, digit_like, D is not None)
+    need_feats = bool(FEATURE_METRICS & set(metrics))
+    if not need_feats:
+        extractor = None
+    digits = None
+    if {"is", "digits"} & set(metrics):
+        digits = extractor if isinstance(extractor, DigitFeatures) else DigitFeatures()
+    bs = opts.batch_size or (extractor.batch_size if extractor is not None else 500)
+    n_fake = opts.n if fake.size is None else min(opts.n, fake.size)
+    if n_fake < 2:
+        raise EvalError(f"need at least 2 images to evaluate, got {n_fake}: raise --n or add images")
+
+    result: dict = {"fake": fake.name, "real": real.name, "features": extractor.name if extractor else None,
+                    "n": None, "n_real": None, "metrics": {}}
+    stats = None
+    if need_feats:
+        count = min(real.size, opts.real_max)
+        stats = real_stats(real.cache_key(), extractor.key, count, REAL_SEED,
+                           lambda: scan(real, count, bs, REAL_SEED, extractor, progress=opts.progress).features,
+                           opts.cache)
+        result["n_real"], result["real_stats_cached"] = len(stats.features), stats.from_cache
+    f = scan(fake, n_fake, bs, opts.seed, extractor, digits, D if "d" in metrics else None, opts.progress)
+    result["n"] = f.n
+    m = result["metrics"]
+    if "fid" in metrics:
+        m["fid"] = frechet_distance(stats.mu, stats.sigma, *gaussian_stats(f.features))
+        m["fid_floor"], m["fid_floor_n"] = real_floor(stats.features, f.n, seed=REAL_SEED)
+    if "kid" in metrics:
+        m["kid"], m["kid_std"] = kid(stats.features, f.features, opts.kid_subsets, opts.kid_subset_size, opts.seed)
+    if {"pr", "dc"} & set(metrics):
+        # Both sets at the same size: the k-NN radii shrink as a set grows.
+        size = min(f.n, len(stats.features))
+        real_sub = stats.features[np.random.default_rng(REAL_SEED).permutation(len(stats.features))[:size]]
+        if "pr" in metrics:
+            m["precision"], m["recall"] = precision_recall(real_sub, f.features[:size], opts.k_pr)
+        if "dc" in metrics:
+            m["density"], m["coverage"] = density_coverage(real_sub, f.features[:size], opts.k_dc)
+    if "is" in metrics:
+        m["is"] = inception_score(f.probs)
+    if "digits" in metrics:
+        m.update(digit_scores(f.probs))
+    if "d" in metrics:
+        real_d = scan(real, min(f.n, real.size), 500, REAL_SEED, D=D).d
+        m["d_real"], m["d_fake"] = real_d.mean().item(), f.d.mean().item()
+    result["seconds"] = round(time.perf_counter() - start, 2)
+    return result

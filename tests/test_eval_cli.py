@@ -1,0 +1,96 @@
+"""`ganforge eval` and `ganforge train --eval-every` end to end, on a tiny run of the 8x8 digits."""
+import json
+
+import pytest
+
+from ganforge.cli import main
+
+TINY = ["--family", "cdcgan", "--z-dim", "8", "--g-width", "8", "--d-width", "8", "--batch-size", "8", "--quiet",
+        "--device", "cpu"]
+FAST = ["--kid-subsets", "5", "--kid-subset-size", "32"]
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "digits", "--steps", "2", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def _json(capsys, argv):
+    capsys.readouterr()
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_eval_run_json_has_every_metric(run_dir, capsys):
+    r = _json(capsys, ["eval", str(run_dir), "--n", "48", "--json", *FAST])
+    m = r["metrics"]
+    assert r["n"] == 48 and r["n_real"] == 1797 and r["features"] == "digits" and r["real"] == "digits"
+    for key in ("fid", "fid_floor", "kid", "kid_std", "precision", "recall", "density", "coverage", "is",
+                "confident_rate", "class_shares", "d_real", "d_fake"):
+        assert key in m, key
+    assert m["fid"] > m["fid_floor"] > 0 and m["fid_floor_n"] == 48
+    assert 0 <= m["precision"] <= 1 and 0 <= m["coverage"] <= 1 and 1 <= m["is"] <= 10
+    assert 0 < m["d_real"] < 1 and 0 < m["d_fake"] < 1 and len(m["class_shares"]) == 10
+    assert not r["real_stats_cached"]
+    again = _json(capsys, ["eval", str(run_dir), "--n", "48", "--json", "--metrics", "fid,kid", *FAST])
+    assert again["real_stats_cached"] and set(again["metrics"]) == {"fid", "fid_floor", "fid_floor_n", "kid",
+                                                                    "kid_std"}
+    assert again["metrics"]["fid"] == m["fid"]  # same seed, same samples, same real features
+
+
+def test_eval_table_and_fake_folder_match_the_run(run_dir, tmp_path, capsys):
+    assert main(["eval", str(run_dir), "--n", "40", "--metrics", "fid,pr"]) == 0
+    table = capsys.readouterr().out
+    assert "FID" in table and "floor" in table and "precision" in table and "real vs real" in table
+    pngs = tmp_path / "pngs"
+    assert main(["generate", str(run_dir), "--n", "40", "--out", str(pngs)]) == 0
+    from_run = _json(capsys, ["eval", str(run_dir), "--n", "40", "--metrics", "fid", "--json"])
+    from_pngs = _json(capsys, ["eval", "--fake", str(pngs), "--real", "digits", "--metrics", "fid", "--json"])
+    # the run's samples are quantised as the PNGs are: the same images, the same FID
+    assert from_pngs["n"] == 40 and from_pngs["metrics"]["fid"] == pytest.approx(from_run["metrics"]["fid"])
+
+
+def test_eval_folder_against_itself_with_user_features(run_dir, tmp_path, monkeypatch, capsys):
+    pngs = tmp_path / "pngs"
+    assert main(["generate", str(run_dir), "--n", "30", "--out", str(pngs)]) == 0
+    (tmp_path / "pixfeats.py").write_text("def pixels(x):\n    return x.flatten(1)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    r = _json(capsys, ["eval", "--fake", str(pngs), "--real", str(pngs), "--features", "pixfeats:pixels",
+                       "--metrics", "fid,pr,dc", "--json"])
+    m = r["metrics"]
+    assert r["features"] == "module:pixfeats:pixels" and r["n"] == r["n_real"] == 30
+    assert m["fid"] == pytest.approx(0, abs=1e-6) and m["precision"] == m["recall"] == m["coverage"] == 1.0
+
+
+def test_train_eval_every_logs_fid_and_keeps_the_best(tmp_path):
+    from ganforge.api import load_run
+    from ganforge.train.run import _saved_fid
+
+    out = tmp_path / "run"
+    assert main(["train", "digits", "--steps", "3", "--out", str(out), "--eval-every", "2", "--eval-n", "32",
+                 *TINY]) == 0
+    logged = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    fids = [row for row in logged if "fid" in row]
+    assert [row["step"] for row in fids] == [2, 3] and all(row["fid"] > 0 for row in fids)
+    assert _saved_fid(out / "best.safetensors") == pytest.approx(min(row["fid"] for row in fids), rel=1e-5)
+    cfg, G, D = load_run(out / "best.safetensors")
+    assert cfg.train.eval_every == 2 and G.step in (2, 3)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["eval"], "pass either RUN"),
+    (["eval", "--fake", "nowhere"], "--fake needs --real"),
+    (["eval", "--fake", "nowhere", "--real", "digits"], "not found"),
+    (["eval", "RUN_PLACEHOLDER", "--metrics", "fid,sharpness"], "unknown metric 'sharpness'"),
+    (["eval", "RUN_PLACEHOLDER", "--features", "inception"], "--inception-weights"),
+])
+def test_eval_errors_are_one_line(run_dir, tmp_path, monkeypatch, capsys, argv, message):
+    monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    argv = [str(run_dir) if a == "RUN_PLACEHOLDER" else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ganforge eval: error:") and message in err and "\n" not in err
