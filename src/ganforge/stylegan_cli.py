@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-FMT = argparse.ArgumentDefaultsHelpFormatter
+from .cli import FMT, _positive
 
 
 def _seeds(value: str) -> list[int]:
@@ -24,13 +24,6 @@ def _seeds(value: str) -> list[int]:
     if not seeds:
         raise argparse.ArgumentTypeError(f"no seeds in '{value}'")
     return seeds
-
-
-def _positive(value: str) -> int:
-    n = int(value)
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
-    return n
 
 
 def add_parsers(sub) -> None:

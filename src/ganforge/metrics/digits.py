@@ -120,7 +120,7 @@ def accuracy(net: DigitCNN, x: torch.Tensor, y: torch.Tensor) -> float:
 
 def digit_scores(probs: torch.Tensor, threshold: float = 0.9) -> dict:
     """Confident-rate (share of images whose top class has probability > threshold) and the class
-    histogram of confident images, as shares of all images."""
+    histogram of every image's top class, as shares of all images."""
     conf, label = probs.max(1)
     confident = conf > threshold
     hist = torch.bincount(label, minlength=10).float() / len(label)
