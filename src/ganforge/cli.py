@@ -78,7 +78,7 @@ def _add_train(sub):
     t.add_argument("--r1-gamma", type=float, default=T.r1_gamma, help="R1 penalty weight (0: off)")
     t.add_argument("--gp-weight", type=float, default=T.gp_weight, help="WGAN-GP penalty weight")
     t.add_argument("--diffaug", default=T.diffaug, help="DiffAugment policy: comma list of translation,cutout,"
-                                                        "color; '' for none")
+                                                        "color; '' for none (measured better on MNIST)")
     t.add_argument("--seed", type=int, default=T.seed, help="random seed (same seed, same run on CPU)")
     t.add_argument("--sample-every", type=_positive, default=T.sample_every, help="steps between sample grids")
     t.add_argument("--ckpt-every", type=_positive, default=T.ckpt_every, help="steps between checkpoints")

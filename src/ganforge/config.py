@@ -64,7 +64,7 @@ class TrainConfig:
     ema_decay: float = 0.999  # generator EMA; 0 disables it
     r1_gamma: float = 0.0  # R1 penalty weight on real images; 0 disables it
     gp_weight: float = 10.0  # gradient-penalty weight for wgan-gp
-    diffaug: str = "translation"  # comma list of translation, cutout, color; "" disables
+    diffaug: str = ""  # DiffAugment: comma list of translation, cutout, color ("" = none; see docs/benchmarks.md)
     seed: int = 0
     sample_every: int = 100  # steps between "results over time" grids
     ckpt_every: int = 500  # steps between checkpoints
