@@ -5,7 +5,6 @@ from ..config import DataConfig
 from ..data import load_dataset
 from ..data.builtin import BUILTINS
 from .errors import EvalError
-from .evaluate import evaluate
 from .features import default_features, get_extractor
 from .options import FEATURE_METRICS, METRICS, EvalOptions
 from .sources import DatasetSource, FolderSource, GeneratorSource
@@ -26,6 +25,8 @@ def run_eval(run: str | None, fake: str | None, real: str | None, opts: EvalOpti
     ``real`` defaults to the run's own training data. Folder images are decoded at the real set's size
     and channel count so both sides reach the extractor alike.
     """
+    from .evaluate import evaluate  # SciPy is imported here, not when the CLI starts
+
     if (run is None) == (fake is None):
         raise EvalError("pass either RUN (a run directory) or --fake DIR (a folder of images), not both or neither")
     D = None
