@@ -145,3 +145,16 @@ def test_train_on_a_folder_with_a_corrupt_file_then_generate_rgb(tmp_path):
     assert main(["generate", str(out), "--n", "3", "--out", str(tmp_path / "gen")]) == 0
     img = Image.open(tmp_path / "gen" / "sample-00002.png")
     assert img.size == (16, 16) and img.mode == "RGB"
+
+
+def test_bad_output_paths_are_one_line_errors_before_any_work(run_dir, tmp_path, capsys):
+    capsys.readouterr()
+    assert main(["interpolate", str(run_dir), "--out", str(tmp_path / "loop.avi")]) == 2
+    assert capsys.readouterr().err.strip().startswith("ganforge interpolate: error: unsupported video format '.avi'")
+    assert not (tmp_path / "loop.avi").exists()
+    assert main(["generate", str(run_dir), "--grid", str(tmp_path / "g.xyz")]) == 2
+    assert "cannot tell the image format" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    assert main(["generate", str(run_dir), "--out", str(tmp_path / "afile")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("is a file; pass a folder for the output images") and "\n" not in err

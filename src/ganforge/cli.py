@@ -187,9 +187,13 @@ def _add_generate(sub):
 def cmd_generate(a) -> int:
     from .api import load
     from .generate import sample, write_pngs
-    from .images import auto_upscale, grid
+    from .images import auto_upscale, check_image_path, check_output_dir, grid
     from .train.trainer import resolve_device
 
+    if a.grid:
+        check_image_path(a.grid)
+    if a.out:
+        check_output_dir(a.out)
     G = load(a.run, device=str(resolve_device(a.device)))
     images = sample(G, a.n, seed=a.seed, class_index=a.class_index, truncation=a.truncation, batch_size=a.batch_size)
     out = a.out or (None if a.grid else str(Path(a.run) / "generated"))
@@ -319,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .data import DataError
     from .generate import GenerateError
+    from .images import OutputPathError
     from .metrics.errors import EvalError
     from .train.trainer import TrainError
 
@@ -326,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     args.explicit = _explicit_options(argv)
     try:
         return args.func(args)
-    except (ConfigError, DataError, CheckpointError, GenerateError, TrainError, EvalError,
+    except (ConfigError, DataError, CheckpointError, GenerateError, TrainError, EvalError, OutputPathError,
             FileNotFoundError) as e:
         print(f"ganforge {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .images import auto_upscale, grid, save_video, to_pil, to_uint8
+from .images import auto_upscale, check_output_dir, check_video_path, grid, save_video, to_pil, to_uint8
 
 
 class GenerateError(ValueError):
@@ -87,7 +87,7 @@ def sample(G, n: int, seed: int = 0, class_index: int | None = None, truncation:
 
 
 def write_pngs(images: torch.Tensor, out_dir: str | Path, prefix: str = "sample") -> list[Path]:
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, arr in enumerate(to_uint8(images)):
@@ -119,6 +119,7 @@ def interpolation_latents(G, keys: int, steps: int, seed: int, truncation: float
 def interpolate(G, out: str | Path, keys: int = 4, steps: int = 24, seed: int = 0, class_index: int | None = None,
                 truncation: float = 1.0, n: int = 1, fps: int = 20) -> Path:
     """Render a looping latent walk to a GIF/MP4; ``n`` > 1 shows n independent walks side by side."""
+    check_video_path(out)
     walks = [interpolation_latents(G, keys, steps, seed + j, truncation) for j in range(n)]
     z = torch.stack(walks, dim=1).reshape(-1, G.z_dim)  # frame-major: n images per frame
     c = classes(G, z.shape[0], class_index)

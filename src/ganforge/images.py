@@ -10,6 +10,43 @@ import torch
 from PIL import Image
 
 
+class OutputPathError(ValueError):
+    """An output path that cannot be written as asked (format, or a file where a folder is needed)."""
+
+
+VIDEO_SUFFIXES = (".gif", ".mp4")
+
+
+def check_video_path(path: str | Path) -> Path:
+    """Fail before rendering, not after: the suffix must be .gif, or .mp4 with imageio-ffmpeg installed."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise OutputPathError(f"unsupported video format '{suffix}' for {path}: use .gif or .mp4")
+    if suffix == ".mp4":
+        try:
+            import imageio.v2  # noqa: F401
+        except ImportError as e:
+            raise OutputPathError("writing .mp4 needs imageio and imageio-ffmpeg: pip install imageio "
+                                  "imageio-ffmpeg; or write a .gif") from e
+    return path
+
+
+def check_image_path(path: str | Path) -> Path:
+    """The suffix must be an image format Pillow writes (.png, .jpg, .webp, ...)."""
+    path = Path(path)
+    if path.suffix.lower() not in Image.registered_extensions():
+        raise OutputPathError(f"cannot tell the image format of {path} from '{path.suffix}': use .png or .jpg")
+    return path
+
+
+def check_output_dir(path: str | Path) -> Path:
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OutputPathError(f"{path} is a file; pass a folder for the output images")
+    return path
+
+
 def to_uint8(images: torch.Tensor) -> np.ndarray:
     """[-1, 1] float images [B, C, H, W] -> uint8 array [B, H, W, C]."""
     x = ((images.detach().float().cpu() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
@@ -58,19 +95,13 @@ def save_gif(frames: Sequence[Image.Image], path: str | Path, ms_per_frame: int 
 
 def save_video(frames: Sequence[Image.Image], path: str | Path, fps: int = 20) -> Path:
     """GIF via Pillow; MP4 via imageio-ffmpeg when it is installed."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".gif":
+    path = check_video_path(path)
+    if path.suffix.lower() == ".gif":
         return save_gif(frames, path, ms_per_frame=round(1000 / fps))
-    if suffix == ".mp4":
-        try:
-            import imageio.v2 as imageio
-        except ImportError as e:
-            raise ValueError("writing .mp4 needs imageio and imageio-ffmpeg: pip install imageio imageio-ffmpeg; "
-                             "or write a .gif") from e
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with imageio.get_writer(path, fps=fps, macro_block_size=1) as writer:
-            for f in frames:
-                writer.append_data(np.asarray(f.convert("RGB")))
-        return path
-    raise ValueError(f"unsupported video format '{suffix}': use .gif or .mp4")
+    import imageio.v2 as imageio
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with imageio.get_writer(path, fps=fps, macro_block_size=1) as writer:
+        for f in frames:
+            writer.append_data(np.asarray(f.convert("RGB")))
+    return path

@@ -17,7 +17,7 @@ from . import models
 from .checkpoint import CHECKPOINT_NAME, load_module, module_tensors, save_checkpoint
 from .config import ConfigError, DataConfig, ModelConfig, RunConfig
 from .generate import GenerateError, check_truncation, classes, latents, truncates_in_w
-from .images import auto_upscale, grid, save_video
+from .images import auto_upscale, check_image_path, check_output_dir, check_video_path, grid, save_video
 from .models.stylegan2 import importer
 
 # Named style ranges by the resolution their layers draw (as in the StyleGAN papers): (lowest, highest).
@@ -191,6 +191,8 @@ def style_mix(G, rows: Sequence[int], cols: Sequence[int], styles: str = "coarse
     Row 0 holds the column seeds' images, column 0 the row seeds' (the corner is blank); cell (r, c) is
     row seed r's w with the layers in ``styles`` taken from column seed c. Writes a grid to ``out``.
     """
+    if out is not None:
+        check_image_path(out)
     if not rows or not cols:
         raise StyleGANError("style mixing needs at least one row seed and one column seed")
     layers = style_layers(G, styles)
@@ -223,6 +225,8 @@ def noise_variation(G, seed: int, n: int = 8, out_dir: str | Path | None = None,
     """Stochastic variation: seed's w rendered with ``n`` random noise draws (seeded by ``noise_seed``,
     default ``seed``). Writes ``seedS-noise.png`` (the variations) and ``seedS-noise-std.png`` (the std map,
     scaled so its largest value is white) to ``out_dir``."""
+    if out_dir is not None:
+        check_output_dir(out_dir)
     if n < 2:
         raise StyleGANError(f"stochastic variation needs at least 2 noise draws, got {n}")
     w = map_to_w(G, seed_latents(G, [seed]), _class_labels(G, 1, class_index), truncation)
@@ -250,6 +254,7 @@ def interpolate_w(G, out: str | Path, keys: int = 4, steps: int = 24, seed: int 
                   truncation: float = 1.0, n: int = 1, fps: int = 20) -> Path:
     """A looping walk, linear in w space, through ``keys`` seeded key points (the same key images as the
     z-space ``generate.interpolate``); ``n`` > 1 shows n walks (seeds seed, seed+1, ...) side by side."""
+    check_video_path(out)
     require_stylegan(G, None, "interpolation in w space")
     if keys < 2 or steps < 1:
         raise GenerateError("an interpolation needs at least 2 key points and 1 step between them")
