@@ -123,10 +123,8 @@ def _config_from_args(a) -> RunConfig:
 
 
 def cmd_train(a) -> int:
-    from .data import load_dataset
     from .train import distributed
-    from .train.run import Run, new_run_dir
-    from .train.trainer import Trainer, resolve_device, set_cpu_threads
+    from .train.trainer import resolve_device
 
     if a.resume:
         cfg = RunConfig.load(a.resume)
@@ -134,6 +132,21 @@ def cmd_train(a) -> int:
         cfg = _config_from_args(a)
     device = resolve_device(a.device if "device" in a.explicit or not a.resume else cfg.train.device)
     dist = distributed.init_from_env(device.type)
+    try:
+        status = _train(a, cfg, device, dist)
+    except BaseException:
+        distributed.shutdown(dist, wait=False)  # the other ranks may never reach a barrier
+        raise
+    distributed.shutdown(dist)
+    return status
+
+
+def _train(a, cfg: RunConfig, device, dist) -> int:
+    from .data import load_dataset
+    from .train import distributed
+    from .train.run import Run, new_run_dir
+    from .train.trainer import Trainer, set_cpu_threads
+
     if device.type == "cuda":
         import torch
 

@@ -71,3 +71,12 @@ def agree_on(value: str | None, info: DistInfo) -> str:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def shutdown(info: DistInfo, wait: bool = True) -> None:
+    """Wait for every rank (rank 0 may still be writing), then close the process group. Exiting with it
+    open lets the interpreter tear down gloo's threads under it, which aborts that rank (SIGABRT)."""
+    if info.active and dist.is_initialized():
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()
