@@ -107,10 +107,22 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float) -> torch.Tensor:
     return torch.where(so.abs() < 1e-6, lerp, out)
 
 
-def interpolation_latents(G, keys: int, steps: int, seed: int, truncation: float = 1.0) -> torch.Tensor:
-    """A closed loop through ``keys`` seeded key latents with ``steps`` frames between each pair."""
+def check_walk(keys: int, steps: int) -> None:
     if keys < 2 or steps < 1:
         raise GenerateError("an interpolation needs at least 2 key points and 1 step between them")
+
+
+def render_walk(imgs: torch.Tensor, out: str | Path, fps: int) -> Path:
+    """Frames of ``n`` walks side by side ([frames, n, C, H, W] in [-1, 1]) to a GIF/MP4."""
+    n, res = imgs.shape[1], imgs.shape[-1]
+    up = auto_upscale(res, 128)
+    frames: list[Image.Image] = [grid(f, nrow=n, pad=0 if n == 1 else 2, upscale=up) for f in imgs]
+    return save_video(frames, out, fps=fps)
+
+
+def interpolation_latents(G, keys: int, steps: int, seed: int, truncation: float = 1.0) -> torch.Tensor:
+    """A closed loop through ``keys`` seeded key latents with ``steps`` frames between each pair."""
+    check_walk(keys, steps)
     k = latents(G, keys, seed, truncation)
     frames = [slerp(k[i], k[(i + 1) % keys], s / steps) for i in range(keys) for s in range(steps)]
     return torch.stack(frames)
@@ -125,7 +137,4 @@ def interpolate(G, out: str | Path, keys: int = 4, steps: int = 24, seed: int = 
     c = classes(G, z.shape[0], class_index)
     if c is not None and class_index is None:
         c = (torch.arange(z.shape[0]) % n) % G.num_classes
-    imgs = generate(G, z, c, truncation=truncation).view(-1, n, *G.img_shape)
-    up = auto_upscale(G.img_shape[1], 128)
-    frames: list[Image.Image] = [grid(f, nrow=n, pad=0 if n == 1 else 2, upscale=up) for f in imgs]
-    return save_video(frames, out, fps=fps)
+    return render_walk(generate(G, z, c, truncation=truncation).view(-1, n, *G.img_shape), out, fps)

@@ -16,8 +16,8 @@ import torch
 from . import models
 from .checkpoint import CHECKPOINT_NAME, load_module, module_tensors, save_checkpoint
 from .config import ConfigError, DataConfig, ModelConfig, RunConfig
-from .generate import GenerateError, check_truncation, classes, latents, truncates_in_w
-from .images import auto_upscale, check_image_path, check_output_dir, check_video_path, grid, save_video
+from .generate import GenerateError, check_truncation, check_walk, classes, latents, render_walk, truncates_in_w
+from .images import auto_upscale, check_image_path, check_output_dir, check_video_path, grid
 from .models.stylegan2 import importer
 
 # Named style ranges by the resolution their layers draw (as in the StyleGAN papers): (lowest, highest).
@@ -256,8 +256,7 @@ def interpolate_w(G, out: str | Path, keys: int = 4, steps: int = 24, seed: int 
     z-space ``generate.interpolate``); ``n`` > 1 shows n walks (seeds seed, seed+1, ...) side by side."""
     check_video_path(out)
     require_stylegan(G, None, "interpolation in w space")
-    if keys < 2 or steps < 1:
-        raise GenerateError("an interpolation needs at least 2 key points and 1 step between them")
+    check_walk(keys, steps)
     walks = []
     for j in range(n):
         label = class_index if class_index is not None else (j % G.num_classes if G.num_classes else None)
@@ -265,6 +264,4 @@ def interpolate_w(G, out: str | Path, keys: int = 4, steps: int = 24, seed: int 
         t = torch.arange(steps, dtype=k.dtype, device=k.device).div(steps).view(-1, 1, 1)
         walks.append(torch.cat([k[i].lerp(k[(i + 1) % keys], t) for i in range(keys)]))
     ws = torch.stack(walks, dim=1).flatten(0, 1)  # frame-major: n images per frame
-    imgs = synthesize(G, ws).view(-1, n, *G.img_shape)
-    up = auto_upscale(G.img_shape[1], 128)
-    return save_video([grid(f, nrow=n, pad=0 if n == 1 else 2, upscale=up) for f in imgs], out, fps=fps)
+    return render_walk(synthesize(G, ws).view(-1, n, *G.img_shape), out, fps)

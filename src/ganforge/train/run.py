@@ -60,9 +60,7 @@ class Run:
         self._fid = None  # FidTracker for --eval-every, built now so a missing extractor fails before training
         self.best_fid = _saved_fid(self.dir / BEST_NAME)
         if self.main and t.eval_every:
-            from ..metrics.tracker import FidTracker
-
-            self._fid = FidTracker(trainer.data, n=t.eval_n, device=str(trainer.device))
+            self._fid_tracker()
         if self.main:
             self.dir.mkdir(parents=True, exist_ok=True)
             trainer.cfg.save(self.dir / "config.json")
@@ -102,16 +100,19 @@ class Run:
         save_checkpoint(path, tensors, meta)
         return path
 
-    def evaluate(self) -> float | None:
-        """FID of G_ema now, logged as {"step", "fid", "fid_floor"}; a new best is saved as best.safetensors."""
-        if not self.main:
-            return None
+    def _fid_tracker(self):
         if self._fid is None:
             from ..metrics.tracker import FidTracker
 
             t = self.trainer.cfg.train
             self._fid = FidTracker(self.trainer.data, n=t.eval_n, device=str(self.trainer.device))
-        m = self._fid(self.trainer.G_ema)
+        return self._fid
+
+    def evaluate(self) -> float | None:
+        """FID of G_ema now, logged as {"step", "fid", "fid_floor"}; a new best is saved as best.safetensors."""
+        if not self.main:
+            return None
+        m = self._fid_tracker()(self.trainer.G_ema)
         step = self.trainer.step_count
         self._log({"step": step, "fid": m["fid"], "fid_floor": m["fid_floor"]})
         if self.best_fid is None or m["fid"] < self.best_fid:
