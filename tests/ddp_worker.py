@@ -1,7 +1,6 @@
 """Run by tests/test_distributed.py under torchrun: a few steps, then each rank saves what it holds."""
 import sys
 
-import torch
 from safetensors.torch import save_file
 
 from ganforge.config import DataConfig, RunConfig
@@ -22,4 +21,4 @@ tensors, _ = tr.state()
 keep = {k: v for k, v in tensors.items() if k.split(".")[0] in ("G", "G_ema", "D")}
 keep["next_indices"] = tr._next_indices()
 save_file({k: v.contiguous() for k, v in keep.items()}, f"{out}/rank{info.rank}.safetensors")
-torch.distributed.destroy_process_group()
+distributed.shutdown(info)
