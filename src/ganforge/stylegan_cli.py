@@ -1,4 +1,5 @@
-"""StyleGAN2 sub-commands for the ``ganforge`` command line: ``import-stylegan``, ``style-mix``, ``noise``.
+"""StyleGAN2 sub-commands for the ``ganforge`` command line: ``import-stylegan``, ``style-mix``, ``noise``,
+``project``.
 
 ``add_parsers(sub)`` registers them on an ``argparse`` sub-parser set; each sets ``func`` to its own
 ``cmd_*`` function, which returns an exit status and raises ``StyleGANError`` (a ``GenerateError``) with
@@ -27,7 +28,7 @@ def _seeds(value: str) -> list[int]:
 
 
 def add_parsers(sub) -> None:
-    """Add ``import-stylegan``, ``style-mix`` and ``noise`` to ``sub`` (from ``add_subparsers()``)."""
+    """Add ``import-stylegan``, ``style-mix``, ``noise`` and ``project`` to ``sub`` (from ``add_subparsers()``)."""
     p = sub.add_parser("import-stylegan", formatter_class=FMT, help="turn an official StyleGAN2 .pkl into a run",
                        description="Import a stylegan2-ada-pytorch network pickle (G, G_ema, D) as a ganforge "
                                    "run directory. The pickle is read without running any code from it.")
@@ -55,6 +56,25 @@ def add_parsers(sub) -> None:
     p.add_argument("--noise-seed", type=int, help="seed of the noise draws (None: --seed)")
     p.add_argument("--out", help="folder for the PNGs (None: RUN/noise)")
     p.set_defaults(func=cmd_noise)
+
+    p = sub.add_parser("project", formatter_class=FMT, help="find the w that makes a StyleGAN2 run draw a photo",
+                       description="Project a photo into a StyleGAN2 run's w space (the StyleGAN2 paper's "
+                                   "projector): optimise one w and the noise maps until the generator draws the "
+                                   "photo. Writes projected_w.npz, proj.png, target.png, compare.png and a video.")
+    p.add_argument("image", help="photo to reproduce (centre-cropped to a square, resized to the run's size)")
+    p.add_argument("--run", required=True, help="run directory of a stylegan2 / cstylegan2 run (or its checkpoint)")
+    p.add_argument("--out", help="folder for the results (None: RUN/projections/IMAGE-NAME)")
+    p.add_argument("--steps", type=_positive, default=1000, help="optimisation steps")
+    p.add_argument("--seed", type=int, default=0, help="seed of the average-w samples and the noise")
+    p.add_argument("--class", dest="class_index", type=int, help="the photo's class (needed by conditional runs)")
+    p.add_argument("--features", choices=["auto", "lpips", "d"], default="auto",
+                   help="distance: lpips (VGG16 weights), d (the run's discriminator) or auto (lpips when "
+                        "weights are found, else d)")
+    p.add_argument("--vgg", metavar="PATH", help="VGG16 / LPIPS weights (.safetensors or .pt state dict; "
+                                                 "None: $GANFORGE_VGG16 or ~/.cache/ganforge/vgg16-lpips.safetensors)")
+    p.add_argument("--no-video", action="store_true", help="skip proj.mp4 / proj.gif")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    p.set_defaults(func=cmd_project)
 
 
 def _add_run_args(p) -> None:
@@ -102,4 +122,67 @@ def cmd_noise(a) -> int:
                              noise_seed=a.noise_seed)
     print(f"wrote {result.grid_path} ({a.n} noise draws) and {result.std_path} "
           f"(per-pixel standard deviation, max {result.std.max().item():.3f})")
+    return 0
+
+
+def _run_has_d(run: str) -> bool:
+    """Whether the run's checkpoint holds discriminator weights (imported generators may come without)."""
+    from safetensors import safe_open
+
+    from .checkpoint import resolve
+
+    with safe_open(str(resolve(run)), framework="pt") as f:
+        return any(k.startswith("D.") for k in f.keys())
+
+
+def _projection_metric(a, D, device: str):
+    """(LPIPS or None, D or None, a line saying which distance is used) for ``--features``/``--vgg``."""
+    from .metrics.lpips import ENV, default_lpips_path, load_lpips
+    from .stylegan_tools import StyleGANError
+
+    if a.features == "d" and a.vgg:
+        raise StyleGANError("--vgg is for --features lpips or auto; drop it to use the discriminator")
+    vgg = a.vgg or (default_lpips_path() if a.features != "d" else None)
+    if a.features == "lpips" and vgg is None:
+        raise StyleGANError(f"--features lpips needs VGG16 LPIPS weights: pass --vgg PATH or set ${ENV}, "
+                            "or use --features d")
+    if vgg is not None:
+        return load_lpips(vgg, device), None, f"features: LPIPS (VGG16 weights {vgg})"
+    if not _run_has_d(a.run):
+        raise StyleGANError(f"{a.run} holds no discriminator to compare features with: pass VGG16 LPIPS "
+                            f"weights with --vgg PATH (or ${ENV})")
+    why = " (no VGG16 LPIPS weights found: pass --vgg PATH for LPIPS)" if a.features == "auto" else ""
+    return None, D, f"features: the run's discriminator{why}"
+
+
+def cmd_project(a) -> int:
+    from tqdm.auto import tqdm
+
+    from .api import load_run
+    from .images import check_output_dir
+    from .project import load_target, project, save_projection
+    from .stylegan_tools import require_stylegan
+    from .train.trainer import resolve_device
+
+    device = str(resolve_device(a.device))
+    cfg, G, D = load_run(a.run, device=device)
+    require_stylegan(G, cfg.model.family, "project")
+    run_dir = Path(a.run if Path(a.run).is_dir() else Path(a.run).parent)
+    out = check_output_dir(a.out or run_dir / "projections" / Path(a.image).stem)
+    channels, res = G.img_shape[0], G.img_shape[-1]
+    target = load_target(a.image, channels, res)
+    lpips, d, line = _projection_metric(a, D, device)
+    print(line)
+    with tqdm(total=a.steps, unit="step", dynamic_ncols=True, disable=None) as bar:
+        def progress(step, total, dist):
+            bar.update(1)
+            if step % 10 == 0 or step == total:
+                bar.set_postfix(dist=f"{dist:.4f}")
+
+        result = project(G, target, D=d, lpips=lpips, steps=a.steps, seed=a.seed, class_index=a.class_index,
+                         progress=progress)
+    saved = save_projection(result, target, out, video=not a.no_video)
+    names = ", ".join(p.name for p in saved if p is not None)
+    print(f"wrote {out}: {names}\nfinal distance {result.final_distance:.4f} ({result.feature_space}) after "
+          f"{a.steps} steps (first step {result.distances[0]:.4f})")
     return 0
