@@ -79,12 +79,42 @@ def test_train_eval_every_logs_fid_and_keeps_the_best(tmp_path):
     assert cfg.train.eval_every == 2 and G.step in (2, 3)
 
 
+def test_eval_ppl_and_ls_of_a_stylegan2_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("GANFORGE_VGG16", raising=False)
+    out = tmp_path / "sg"
+    unconditional = ["stylegan2" if a == "cdcgan" else a for a in TINY]
+    assert main(["train", "digits", "--steps", "2", "--out", str(out), *unconditional]) == 0
+    r = _json(capsys, ["eval", str(out), "--metrics", "ppl,ls", "--ppl-n", "64", "--ls-n", "200", "--json"])
+    m = r["metrics"]
+    assert r["n"] is None and r["features"] is None and "skipped" not in r  # no image set was scored
+    assert m["ppl"] > 0 and m["ppl_space"] == "w" and m["ppl_sampling"] == "end" and m["ppl_n"] == 64
+    assert m["ppl_distance"] == "digit-features" and m["ppl_kept"] <= 64
+    assert m["ls"] >= 1 and m["ls_z"] >= 1 and m["ls_space"] == "w" and m["ls_attributes"] + m["ls_skipped"] == 10
+    assert m["ls_n"] == 200 and m["ls_used"] == 100
+    full = _json(capsys, ["eval", str(out), "--metrics", "ppl", "--ppl-n", "64", "--ppl-space", "z",
+                          "--ppl-sampling", "full", "--json"])["metrics"]
+    assert (full["ppl_space"], full["ppl_sampling"]) == ("z", "full") and full["ppl"] != m["ppl"]
+
+
+def test_eval_ppl_of_a_conditional_dcgan_run(run_dir, capsys):
+    r = _json(capsys, ["eval", str(run_dir), "--metrics", "ppl,ls", "--ppl-n", "32", "--json"])
+    assert r["metrics"]["ppl_space"] == "z" and r["metrics"]["ppl"] >= 0 and "ls" not in r["metrics"]
+    assert "class-conditional" in r["skipped"]["ls"]
+    assert main(["eval", str(run_dir), "--metrics", "ppl,ls", "--ppl-n", "32"]) == 0
+    table = capsys.readouterr().out
+    assert "PPL" in table and "digit-features" in table and "LS" in table and "skipped" in table
+
+
 @pytest.mark.parametrize("argv, message", [
     (["eval"], "pass either RUN"),
     (["eval", "--fake", "nowhere"], "--fake needs --real"),
     (["eval", "--fake", "nowhere", "--real", "digits"], "not found"),
     (["eval", "RUN_PLACEHOLDER", "--metrics", "fid,sharpness"], "unknown metric 'sharpness'"),
     (["eval", "RUN_PLACEHOLDER", "--features", "inception"], "--inception-weights"),
+    (["eval", "--fake", "nowhere", "--metrics", "fid,ppl"], "metric 'ppl' measures a generator"),
+    (["eval", "--fake", "nowhere", "--real", "digits", "--metrics", "ls"], "pass RUN instead of --fake"),
+    (["eval", "RUN_PLACEHOLDER", "--metrics", "ppl", "--ppl-space", "w"], "--ppl-space z"),
+    (["eval", "RUN_PLACEHOLDER", "--metrics", "ppl", "--vgg", "nowhere.safetensors"], "not found"),
 ])
 def test_eval_errors_are_one_line(run_dir, tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS", raising=False)

@@ -6,7 +6,7 @@ from ..data import load_dataset
 from ..data.builtin import BUILTINS
 from .errors import EvalError
 from .features import default_features, get_extractor
-from .options import FEATURE_METRICS, METRICS, EvalOptions
+from .options import FEATURE_METRICS, GENERATOR_METRICS, METRICS, OPT_IN_METRICS, EvalOptions
 from .sources import DatasetSource, FolderSource, GeneratorSource
 
 
@@ -41,6 +41,9 @@ def run_eval(run: str | None, fake: str | None, real: str | None, opts: EvalOpti
         else:
             real_src = real_source(real, resolution or G.img_shape[1], channels or G.img_shape[0])
     else:
+        asked = [m for m in opts.metrics or () if m in GENERATOR_METRICS]
+        if asked:  # before --real is looked at: no real set would make this work
+            raise EvalError(f"metric '{asked[0]}' measures a generator, not images: pass RUN instead of --fake")
         if real is None:
             raise EvalError("--fake needs --real: a built-in name (mnist, digits) or a folder of real images")
         real_src = real_source(real, resolution, channels)
@@ -64,12 +67,20 @@ def add_parser(sub) -> None:
                               "torch-fidelity) and the FID InceptionV3 weights, pt_inception-2015-12-05-6726825d.pth "
                               "as published by pytorch-fid (or torch-fidelity's weights-inception-2015-12-05-"
                               "6726825d.pth), via --inception-weights, $GANFORGE_INCEPTION_WEIGHTS or the torch hub "
-                              "cache (~/.cache/torch/hub/checkpoints). Nothing is downloaded.")
+                              "cache (~/.cache/torch/hub/checkpoints). Nothing is downloaded. "
+                              "ppl (perceptual path length) and ls (linear separability) measure a run's generator "
+                              "and are not part of 'all', being slow: name them in --metrics (at the default --ppl-n "
+                              "and --ls-n each renders about as many images as FID's 5,000 samples; on a 2-core CPU "
+                              "about a minute for a 32 px StyleGAN2). PPL uses LPIPS with --vgg; "
+                              "without it, digit-like images are measured with the digit network's features "
+                              "(reported as ppl_distance digit-features, not comparable with published numbers). "
+                              "LS labels unconditional digit generators' samples with the digit network.")
     p.add_argument("run", nargs="?", help="run directory or checkpoint (e.g. RUN/best.safetensors)")
     p.add_argument("--fake", metavar="DIR", help="score this folder / .zip of images instead of a run")
     p.add_argument("--real", help="real images: built-in name or folder / .zip (None: the run's training data)")
     p.add_argument("--metrics", default="all", help=f"comma list of {','.join(METRICS)}, or all (every metric "
-                                                    "that applies)")
+                                                    f"that applies, except the slow "
+                                                    f"{' and '.join(sorted(OPT_IN_METRICS, reverse=True))})")
     p.add_argument("--n", type=_positive, default=e.n, help="generated images (at most all of --fake)")
     p.add_argument("--features", help="digits, inception or module:callable (None: digits for digit-like data, "
                                       "inception otherwise)")
@@ -84,6 +95,17 @@ def add_parser(sub) -> None:
     p.add_argument("--kid-subsets", type=_positive, default=e.kid_subsets, help="KID subsets")
     p.add_argument("--kid-subset-size", type=_positive, default=e.kid_subset_size, help="KID subset size")
     p.add_argument("--real-max", type=_positive, default=e.real_max, help="real images used at most")
+    p.add_argument("--ppl-n", type=_positive, default=e.ppl_n, help="PPL: latent pairs (two images each)")
+    p.add_argument("--ppl-space", choices=["z", "w"], help="PPL: interpolate in z (slerp, every family) or w "
+                                                          "(lerp, StyleGAN2) (None: w when G has a mapping net)")
+    p.add_argument("--ppl-sampling", choices=["end", "full"], default=e.ppl_sampling,
+                   help="PPL: path position t = 0 (end, StyleGAN2's) or t ~ U(0, 1) (full, the StyleGAN paper's)")
+    p.add_argument("--ppl-epsilon", type=float, default=e.ppl_epsilon, help="PPL: step along the path")
+    p.add_argument("--vgg", metavar="PATH", help="LPIPS VGG16 weights for PPL (else $GANFORGE_VGG16 or "
+                                                 "vgg16-lpips.safetensors in ganforge's cache folder; without any: "
+                                                 "the digit network's features, on digit-like images only)")
+    p.add_argument("--ls-n", type=_positive, default=e.ls_n, help="LS: samples labelled by the digit network "
+                                                                  "(the most confident half is used)")
     p.add_argument("--no-cache", action="store_true", help="recompute the real set's features")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -99,7 +121,8 @@ def cmd_eval(a) -> int:
 
     opts = EvalOptions(metrics=parse_metrics(a.metrics), n=a.n, seed=a.seed, batch_size=a.batch_size,
                        kid_subsets=a.kid_subsets, kid_subset_size=a.kid_subset_size, real_max=a.real_max,
-                       cache=not a.no_cache, progress=True)
+                       cache=not a.no_cache, progress=True, ppl_n=a.ppl_n, ppl_space=a.ppl_space,
+                       ppl_sampling=a.ppl_sampling, ppl_epsilon=a.ppl_epsilon, vgg=a.vgg, ls_n=a.ls_n)
     result = run_eval(a.run, a.fake, a.real, opts, features=a.features, inception_weights=a.inception_weights,
                       resolution=a.resolution, channels=a.channels, truncation=a.truncation,
                       device=str(resolve_device(a.device)))

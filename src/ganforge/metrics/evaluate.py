@@ -2,7 +2,8 @@
 
 One streamed pass over each set feeds the feature extractor, the digit network (for the classifier
 scores) and the run's discriminator together; the real set's features come from the stats cache when
-they can.
+they can. Perceptual path length and linear separability (:mod:`.ppl`, :mod:`.separability`) sample the
+generator of a :class:`~.sources.GeneratorSource` themselves.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from .errors import EvalError
 from .features import DigitFeatures, is_digit_like
 from .fid import frechet_distance, gaussian_stats, real_floor
 from .kid import kid
-from .options import FEATURE_METRICS, METRICS, EvalOptions
+from .options import FEATURE_METRICS, GENERATOR_METRICS, METRICS, OPT_IN_METRICS, EvalOptions
 from .prdc import density_coverage, precision_recall
 from .scores import discriminator_mean, inception_score
 from .stats_cache import real_stats
@@ -26,11 +27,20 @@ from .stats_cache import real_stats
 REAL_SEED = 0  # fixed, so the cached real features are reused whatever --seed is
 
 
-def choose_metrics(asked: tuple[str, ...] | None, digit_like: bool, has_d: bool) -> tuple[str, ...]:
+GENERATOR_NAMES = {"ppl": "perceptual path length", "ls": "linear separability"}
+
+
+def choose_metrics(asked: tuple[str, ...] | None, digit_like: bool, has_d: bool,
+                   has_g: bool = False) -> tuple[str, ...]:
     if asked is None:
-        return tuple(m for m in METRICS if (m not in ("is", "digits") or digit_like) and (m != "d" or has_d))
+        return tuple(m for m in METRICS if (m not in ("is", "digits") or digit_like) and (m != "d" or has_d)
+                     and m not in OPT_IN_METRICS)
     if "d" in asked and not has_d:
         raise EvalError("metric 'd' (mean D(x), D(G(z))) needs a run: pass RUN instead of --fake")
+    for name in GENERATOR_METRICS & set(asked):
+        if not has_g:
+            raise EvalError(f"metric '{name}' ({GENERATOR_NAMES[name]}) needs a generator, not images: "
+                            "pass RUN instead of --fake")
     return asked
 
 
@@ -74,7 +84,9 @@ def evaluate(fake, real, extractor, opts: EvalOptions | None = None, D: torch.nn
     opts = opts or EvalOptions()
     start = time.perf_counter()
     digit_like = real.builtin or is_digit_like(real.channels, real.resolution)
-    metrics = choose_metrics(opts.metrics, digit_like, D is not None)
+    G = getattr(fake, "G", None)
+    metrics = choose_metrics(opts.metrics, digit_like, D is not None, G is not None)
+    scanned = bool(set(metrics) - GENERATOR_METRICS)  # anything measured on a set of generated images
     need_feats = bool(FEATURE_METRICS & set(metrics))
     if not need_feats:
         extractor = None
@@ -83,7 +95,7 @@ def evaluate(fake, real, extractor, opts: EvalOptions | None = None, D: torch.nn
         digits = extractor if isinstance(extractor, DigitFeatures) else DigitFeatures()
     bs = opts.batch_size or (extractor.batch_size if extractor is not None else 500)
     n_fake = opts.n if fake.size is None else min(opts.n, fake.size)
-    if n_fake < 2:
+    if scanned and n_fake < 2:
         raise EvalError(f"need at least 2 images to evaluate, got {n_fake}: raise --n or add images")
 
     result: dict = {"fake": fake.name, "real": real.name, "features": extractor.name if extractor else None,
@@ -95,9 +107,13 @@ def evaluate(fake, real, extractor, opts: EvalOptions | None = None, D: torch.nn
                            lambda: scan(real, count, bs, REAL_SEED, extractor, progress=opts.progress).features,
                            opts.cache)
         result["n_real"], result["real_stats_cached"] = len(stats.features), stats.from_cache
+    m = result["metrics"]
+    if not scanned:
+        _generator_metrics(G, metrics, opts, getattr(fake, "truncation", 1.0), m, result)
+        result["seconds"] = round(time.perf_counter() - start, 2)
+        return result
     f = scan(fake, n_fake, bs, opts.seed, extractor, digits, D if "d" in metrics else None, opts.progress)
     result["n"] = f.n
-    m = result["metrics"]
     if "fid" in metrics:
         m["fid"] = frechet_distance(stats.mu, stats.sigma, *gaussian_stats(f.features))
         m["fid_floor"], m["fid_floor_n"] = real_floor(stats.features, f.n, seed=REAL_SEED)
@@ -118,5 +134,50 @@ def evaluate(fake, real, extractor, opts: EvalOptions | None = None, D: torch.nn
     if "d" in metrics:
         real_d = scan(real, min(f.n, real.size), 500, REAL_SEED, D=D).d
         m["d_real"], m["d_fake"] = real_d.mean().item(), f.d.mean().item()
+    _generator_metrics(G, metrics, opts, getattr(fake, "truncation", 1.0), m, result)
     result["seconds"] = round(time.perf_counter() - start, 2)
     return result
+
+
+def _generator_metrics(G, metrics, opts: EvalOptions, truncation: float, m: dict, result: dict) -> None:
+    """PPL and LS of ``G`` into ``m``; a metric that does not apply goes to ``result['skipped']`` with why."""
+    if not GENERATOR_METRICS & set(metrics):
+        return
+    device = next(G.parameters()).device
+    channels, resolution = G.img_shape[0], G.img_shape[1]
+    skipped = result.setdefault("skipped", {})
+    if "ppl" in metrics:
+        from .ppl import check_options, choose_distance, perceptual_path_length
+
+        space = check_options(G, opts.ppl_space, opts.ppl_sampling, opts.ppl_epsilon)  # fail before any work
+        distance_fn, why = choose_distance(channels, resolution, opts.vgg, device)
+        if distance_fn is None:
+            skipped["ppl"] = why
+        else:
+            r = perceptual_path_length(G, distance_fn, opts.ppl_n, space, opts.ppl_sampling, opts.ppl_epsilon,
+                                       batch_size=max(1, (opts.batch_size or 200) // 2), seed=opts.seed,
+                                       device=device, truncation=truncation)
+            m.update(ppl=r["value"], ppl_space=r["space"], ppl_sampling=r["sampling"], ppl_epsilon=r["epsilon"],
+                     ppl_distance=r["distance"], ppl_n=r["n"], ppl_kept=r["n_kept"])
+    if "ls" in metrics:
+        from .separability import generator_separability
+
+        if getattr(G, "num_classes", 0):
+            skipped["ls"] = ("the generator is class-conditional: the digit is its input, not something its latent "
+                             "encodes, so the digit labels say nothing about its latent space")
+        elif not is_digit_like(channels, resolution):
+            skipped["ls"] = ("needs digit-like images (1 channel, at most 32 px): the built-in digit network "
+                             "labels the samples")
+        else:
+            r = generator_separability(G, opts.ls_n, seed=opts.seed, batch_size=opts.batch_size or 250,
+                                       device=device, truncation=truncation)
+            if r["value"] is None:
+                skipped["ls"] = (f"every digit class had fewer than 10 of the {r['n_used']} most confidently "
+                                 "labelled samples on one side: raise --ls-n")
+            else:
+                m.update(ls=r["value"], ls_space=r["space"])
+                if "value_z" in r:
+                    m["ls_z"] = r["value_z"]
+                m.update(ls_attributes=r["attributes"], ls_skipped=r["skipped"], ls_n=r["n"], ls_used=r["n_used"])
+    if not skipped:
+        del result["skipped"]

@@ -6,9 +6,14 @@ from dataclasses import dataclass
 from .errors import EvalError
 
 # fid, kid, precision/recall, density/coverage, the digit network's inception-like score, its confident
-# rate and class shares, and the mean sigmoid(D) of a run's discriminator on real and generated images.
-METRICS = ("fid", "kid", "pr", "dc", "is", "digits", "d")
+# rate and class shares, the mean sigmoid(D) of a run's discriminator on real and generated images, and
+# the generator's perceptual path length and linear separability (both need a run's G).
+METRICS = ("fid", "kid", "pr", "dc", "is", "digits", "d", "ppl", "ls")
 FEATURE_METRICS = {"fid", "kid", "pr", "dc"}
+GENERATOR_METRICS = {"ppl", "ls"}  # measured on G itself, not on a set of images
+# Not part of 'all': each renders thousands of extra images (tens of seconds for a 32 px StyleGAN2 on a
+# CPU at the default sizes), so they run only when named in --metrics.
+OPT_IN_METRICS = {"ppl", "ls"}
 
 
 @dataclass
@@ -24,6 +29,12 @@ class EvalOptions:
     real_max: int = 50_000  # real images whose features are used (a seeded random choice when more)
     cache: bool = True
     progress: bool = False  # a progress bar on a terminal (the CLI; not inside training)
+    ppl_n: int = 2000  # PPL: latent pairs (each renders two images)
+    ppl_space: str | None = None  # 'z' or 'w'; None: w for generators with a mapping network, else z
+    ppl_sampling: str = "end"  # 'end': t = 0 (StyleGAN2's); 'full': t ~ U(0, 1) (the StyleGAN paper's)
+    ppl_epsilon: float = 1e-4
+    vgg: str | None = None  # LPIPS VGG16 weights for PPL (None: ganforge.metrics.lpips's default place)
+    ls_n: int = 5000  # linear separability: samples (the most confidently labelled half is used)
 
 
 def parse_metrics(text: str | None) -> tuple[str, ...] | None:

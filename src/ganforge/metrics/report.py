@@ -13,7 +13,22 @@ ROWS = (  # key, label, what it means
     ("min_class_share", "class shares", "min..max share of the 10 predicted classes"),
     ("d_real", "D(x)", "mean sigmoid of the run's D on real images"),
     ("d_fake", "D(G(z))", "mean sigmoid of the run's D on generated images"),
+    ("ppl", "PPL", "perceptual path length; lower is smoother"),
+    ("ls", "LS", "linear separability of the digit classes; 1 at best"),
 )
+SKIPPED_LABELS = {"ppl": "PPL", "ls": "LS"}
+
+
+def _note(key: str, note: str, m: dict) -> str:
+    if key == "ppl":
+        digit = " (not LPIPS: not comparable with published PPL)" if m["ppl_distance"] == "digit-features" else ""
+        return (f"path length in {m['ppl_space']}, {m['ppl_sampling']} sampling, {m['ppl_distance']} "
+                f"distance{digit}; {m['ppl_kept']}/{m['ppl_n']} pairs kept; lower is smoother")
+    if key == "ls":
+        skipped = f", {m['ls_skipped']} with too few samples skipped" if m["ls_skipped"] else ""
+        return (f"linear separability in {m['ls_space']}: {m['ls_attributes']} digit classes{skipped}; "
+                f"{m['ls_used']}/{m['ls_n']} samples kept; 1 at best")
+    return note
 
 
 def _value(key: str, m: dict) -> str:
@@ -24,22 +39,29 @@ def _value(key: str, m: dict) -> str:
         return f"{v:.5f} ± {m['kid_std']:.5f}"
     if key == "min_class_share":
         return f"{v:.3f}..{m['max_class_share']:.3f}"
+    if key == "ppl":
+        return f"{v:.4g}"
+    if key == "ls":
+        return f"{v:.3f}" + (f" (z: {m['ls_z']:.3f})" if "ls_z" in m else "")
     return f"{v:.4f}"
 
 
 def format_table(result: dict) -> str:
     m = result["metrics"]
     feats = f"features: {result['features']}" if result.get("features") else "no features needed"
-    lines = [f"fake: {result['fake']} ({result['n']} images)   real: {result['real']}"
+    n = f" ({result['n']} images)" if result.get("n") is not None else ""
+    lines = [f"fake: {result['fake']}{n}   real: {result['real']}"
              + (f" ({result['n_real']} images)" if result.get("n_real") else "") + f"   {feats}", ""]
     for key, label, note in ROWS:
         if key in m:
-            lines.append(f"{label:13s} {_value(key, m):>20s}   {note}")
+            lines.append(f"{label:13s} {_value(key, m):>20s}   {_note(key, note, m)}")
             if key == "fid":
                 lines.append(f"{'  floor':13s} {m['fid_floor']:>20.3f}   real vs real: two disjoint halves of "
                              f"{m['fid_floor_n']} real images")
-    if "class_shares" in m:
-        lines.append(f"{'':13s} {'':>20s}   per class: " + " ".join(f"{s:.2f}" for s in m["class_shares"]))
+            if key == "min_class_share" and "class_shares" in m:
+                lines.append(f"{'':13s} {'':>20s}   per class: " + " ".join(f"{s:.2f}" for s in m["class_shares"]))
+    for key, why in result.get("skipped", {}).items():
+        lines.append(f"{SKIPPED_LABELS.get(key, key):13s} {'skipped':>20s}   {why}")
     lines += ["", f"{result['seconds']:.1f} s" + (" (real features from cache)" if result.get("real_stats_cached")
                                                    else "")]
     return "\n".join(lines)
