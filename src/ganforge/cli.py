@@ -47,6 +47,9 @@ def _add_train(sub):
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its checkpoint (other options ignored "
                                                     "except --steps and --device)")
     p.add_argument("--config", metavar="JSON", help="start from a config.json of an earlier run; flags override it")
+    p.add_argument("--init", metavar="RUN", help="fine-tune: start from RUN's networks (e.g. one made by "
+                                                 "import-stylegan), with RUN's model config and fresh optimizers")
+    p.add_argument("--preset", help="start from a named recipe; flags override it: " + ", ".join(_preset_names()))
     d = p.add_argument_group("data")
     d.add_argument("--resolution", type=int, default=D.resolution, help="image size (None: native, 64 for folders)")
     d.add_argument("--channels", type=int, choices=[1, 3], default=D.channels, help="1 gray or 3 RGB (None: auto)")
@@ -54,6 +57,8 @@ def _add_train(sub):
     d.add_argument("--no-labels", action="store_true", help="ignore class labels / sub-folder names")
     d.add_argument("--xflip", action="store_true", help="random horizontal flips of the real images")
     d.add_argument("--no-cache", action="store_true", help="decode images again instead of using the cache")
+    d.add_argument("--pad", type=_non_negative, default=D.pad, help="black border added around each image "
+                                                                    "(2 makes 28 px MNIST 32 px)")
     m = p.add_argument_group("model")
     m.add_argument("--family", default=M.family, help="model family (see `ganforge info --families`)")
     m.add_argument("--z-dim", type=_positive, default=M.z_dim, help="latent size")
@@ -63,6 +68,8 @@ def _add_train(sub):
     m.add_argument("--d-norm", choices=["auto", "batch", "none"], default=M.d_norm, help="D normalisation")
     m.add_argument("--g-layers", type=_layers_arg, help="layers family: generator layer list (JSON or file)")
     m.add_argument("--d-layers", type=_layers_arg, help="layers family: discriminator layer list (JSON or file)")
+    m.add_argument("--model-options", type=_json_object, help="family options as a JSON object, e.g. stylegan2: "
+                                                              "'{\"mapping_layers\": 8, \"channel_base\": 16384}'")
     t = p.add_argument_group("training")
     t.add_argument("--steps", type=_positive, default=T.steps, help="generator steps")
     t.add_argument("--batch-size", type=_positive, default=T.batch_size, help="global batch size")
@@ -77,6 +84,17 @@ def _add_train(sub):
     t.add_argument("--ema-decay", type=float, default=T.ema_decay, help="generator EMA decay (0: off)")
     t.add_argument("--r1-gamma", type=float, default=T.r1_gamma, help="R1 penalty weight (0: off)")
     t.add_argument("--gp-weight", type=float, default=T.gp_weight, help="WGAN-GP penalty weight")
+    t.add_argument("--r1-every", type=_positive, default=T.r1_every, help="lazy R1: every N steps (StyleGAN2: 16)")
+    t.add_argument("--pl-weight", type=float, default=T.pl_weight, help="path-length regularisation (StyleGAN2: 2)")
+    t.add_argument("--pl-every", type=_positive, default=T.pl_every, help="lazy path-length interval")
+    t.add_argument("--style-mixing", type=float, default=T.style_mixing, help="style-mixing probability (0.9)")
+    t.add_argument("--ema-kimg", type=float, default=T.ema_kimg, help="G EMA half-life in thousands of images "
+                                                                      "(> 0 replaces --ema-decay)")
+    t.add_argument("--ema-rampup", type=float, default=T.ema_rampup, help="EMA half-life ramp (0.05; 0: off)")
+    t.add_argument("--ada-target", type=float, default=T.ada_target, help="adaptive augmentation target for "
+                                                                          "E[sign D(real)] (0.6); 0: off")
+    t.add_argument("--ada-p", type=float, default=T.ada_p, help="initial (or fixed) augmentation probability")
+    t.add_argument("--ada-pipe", default=T.ada_pipe, help="ADA transforms: b blit, g geometric, c colour")
     t.add_argument("--diffaug", default=T.diffaug, help="DiffAugment policy: comma list of translation,cutout,"
                                                         "color; '' for none (measured better on MNIST)")
     t.add_argument("--seed", type=int, default=T.seed, help="random seed (same seed, same run on CPU)")
@@ -98,9 +116,30 @@ def _add_train(sub):
     p.set_defaults(func=cmd_train)
 
 
+def _preset_names() -> list[str]:
+    from .presets import PRESETS
+
+    return list(PRESETS)
+
+
+def _json_object(value: str) -> dict:
+    try:
+        obj = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not a JSON object ({e.msg})") from e
+    if not isinstance(obj, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object like '{\"mapping_layers\": 8}'")
+    return obj
+
+
 def _config_from_args(a) -> RunConfig:
-    cfg = RunConfig.load(a.config) if a.config else RunConfig()
-    given = a.explicit if a.config else None
+    from .config import ConfigError
+    from .presets import preset_config
+
+    if a.config and a.preset:
+        raise ConfigError("--config and --preset both give a starting config: use one of them")
+    cfg = RunConfig.load(a.config) if a.config else preset_config(a.preset) if a.preset else RunConfig()
+    given = a.explicit if (a.config or a.preset) else None
 
     def put(section, field, value, arg=None):
         if given is None or (arg or field) in given:
@@ -111,14 +150,21 @@ def _config_from_args(a) -> RunConfig:
         put(cfg.data, f, getattr(a, f))
     put(cfg.data, "labels", not a.no_labels, arg="no_labels")
     put(cfg.data, "cache", not a.no_cache, arg="no_cache")
+    put(cfg.data, "pad", a.pad)
     for f in ("family", "z_dim", "g_width", "d_width", "spectral_norm", "d_norm", "g_layers", "d_layers"):
         put(cfg.model, f, getattr(a, f))
+    if a.model_options is not None:
+        cfg.model.options = {**(cfg.model.options or {}), **a.model_options}  # a preset's options stay unless named
     for f in ("steps", "batch_size", "loss", "g_opt", "d_opt", "g_lr", "d_lr", "d_steps", "ema_decay", "r1_gamma",
               "gp_weight", "diffaug", "seed", "sample_every", "ckpt_every", "log_every", "grid_size", "device",
-              "precision", "channels_last", "tensorboard", "eval_every", "eval_n"):
+              "precision", "channels_last", "tensorboard", "eval_every", "eval_n", "r1_every", "pl_weight",
+              "pl_every", "style_mixing", "ema_kimg", "ema_rampup", "ada_target", "ada_p", "ada_pipe"):
         put(cfg.train, f, getattr(a, f))
     put(cfg.train, "g_betas", tuple(a.g_betas))
     put(cfg.train, "d_betas", tuple(a.d_betas))
+    if not cfg.data.source:
+        raise ConfigError(f"preset {a.preset} needs DATA: a folder or .zip of your images, e.g. "
+                          f"ganforge train ~/faces --preset {a.preset}")
     return cfg
 
 
@@ -126,6 +172,10 @@ def cmd_train(a) -> int:
     from .train import distributed
     from .train.trainer import resolve_device
 
+    if a.resume and (a.init or a.preset or a.config):
+        from .config import ConfigError
+
+        raise ConfigError("--resume continues a run with its own config: drop --init, --preset and --config")
     if a.resume:
         cfg = RunConfig.load(a.resume)
     else:
@@ -145,7 +195,7 @@ def _train(a, cfg: RunConfig, device, dist) -> int:
     from .data import load_dataset
     from .train import distributed
     from .train.run import Run, new_run_dir
-    from .train.trainer import Trainer, set_cpu_threads
+    from .train.trainer import Trainer, init_weights, set_cpu_threads
 
     if device.type == "cuda":
         import torch
@@ -162,7 +212,18 @@ def _train(a, cfg: RunConfig, device, dist) -> int:
         if dist.is_main:
             print(f"resuming {a.resume} at step {run.trainer.step_count} of {run.trainer.cfg.train.steps}")
     else:
+        init = None
+        if a.init:
+            from .checkpoint import load_checkpoint
+            from .config import RunConfig
+
+            init = RunConfig.load(a.init)
+            cfg.model = init.model  # the weights fix the architecture
         trainer = Trainer(cfg, data, device=device, dist=dist)
+        if init is not None:
+            loaded = init_weights(trainer, a.init, load_checkpoint(a.init)[0], init)
+            if dist.is_main:
+                print(f"initialised {', '.join(loaded)} from {a.init}")
         run_dir = a.out or f"runs/{cfg.model.family}-{Path(cfg.data.source).stem or 'data'}"
         run_dir = distributed.agree_on(str(new_run_dir(run_dir)) if dist.is_main else None, dist)
         run = Run(trainer, run_dir, progress=not a.quiet)

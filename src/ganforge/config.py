@@ -27,6 +27,7 @@ class DataConfig:
     labels: bool = True  # use class labels (built-in classes, or sub-folder names) when present
     xflip: bool = False  # random horizontal flips during training
     cache: bool = True  # keep a preprocessed uint8 copy so later runs skip decoding
+    pad: int = 0  # black border added on every side after resizing (MNIST 28 + 2 * 2 = 32 for StyleGAN2)
 
 
 @dataclass
@@ -63,6 +64,19 @@ class TrainConfig:
     d_steps: int = 1  # discriminator steps per generator step
     ema_decay: float = 0.999  # generator EMA; 0 disables it
     r1_gamma: float = 0.0  # R1 penalty weight on real images; 0 disables it
+    r1_every: int = 1  # lazy R1: a separate D step with the penalty every N steps, weighted by N (StyleGAN2: 16)
+    pl_weight: float = 0.0  # path-length regularisation weight (StyleGAN2: 2); needs a mapping network
+    pl_every: int = 4  # lazy path-length regularisation interval, in G steps
+    pl_batch_shrink: int = 2  # the path-length step uses batch_size // pl_batch_shrink latents
+    pl_decay: float = 0.01  # speed of the running mean path length that the penalty pulls toward
+    style_mixing: float = 0.0  # probability that a batch mixes two latents' styles at a random layer (0.9)
+    ema_kimg: float = 0.0  # G EMA half-life in thousands of images; > 0 replaces ema_decay (StyleGAN2: 10)
+    ema_rampup: float = 0.0  # > 0: the half-life is at most this fraction of the images seen so far (0.05)
+    ada_target: float = 0.0  # adaptive augmentation: target E[sign D(real)] (paper: 0.6); 0 turns ADA off
+    ada_pipe: str = "bgc"  # ADA transforms: b (blit), g (geometric), c (colour)
+    ada_p: float = 0.0  # initial (or, without ada_target, fixed) augmentation probability
+    ada_interval: int = 4  # steps between adjustments of p
+    ada_kimg: float = 500  # thousands of images for p to move from 0 to 1
     gp_weight: float = 10.0  # gradient-penalty weight for wgan-gp
     diffaug: str = ""  # DiffAugment: comma list of translation, cutout, color ("" = none; see docs/benchmarks.md)
     seed: int = 0

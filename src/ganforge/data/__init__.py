@@ -42,6 +42,15 @@ def _check_options(cfg: DataConfig) -> None:
         raise DataError(f"channels must be 1 (gray), 3 (RGB) or unset for auto, got {cfg.channels!r}")
     if cfg.fit not in FIT_MODES:
         raise DataError(f"fit must be one of {', '.join(FIT_MODES)}, got {cfg.fit!r}")
+    if isinstance(cfg.pad, bool) or not isinstance(cfg.pad, int) or cfg.pad < 0:
+        raise DataError(f"pad must be a whole number of pixels >= 0, got {cfg.pad!r}")
+
+
+def _pad(data: ImageDataset, pad: int) -> ImageDataset:
+    """A black border of ``pad`` pixels on every side (e.g. 28 px MNIST to StyleGAN2's 32 px)."""
+    if pad:
+        data.images = torch.nn.functional.pad(data.images, (pad, pad, pad, pad)).contiguous()
+    return data
 
 
 def load_dataset(cfg: DataConfig, cache_dir: str | Path | None = None) -> ImageDataset:
@@ -53,7 +62,7 @@ def load_dataset(cfg: DataConfig, cache_dir: str | Path | None = None) -> ImageD
     _check_options(cfg)
     source = str(cfg.source)
     if source in BUILTINS:
-        return load_builtin(source, cfg)
+        return _pad(load_builtin(source, cfg), cfg.pad)
 
     path = Path(source).expanduser()
     if not path.exists():
@@ -86,4 +95,5 @@ def load_dataset(cfg: DataConfig, cache_dir: str | Path | None = None) -> ImageD
         warnings.warn(data.skip_message, stacklevel=2)
 
     labels = torch.from_numpy(data.labels) if data.labels is not None else None
-    return ImageDataset(torch.from_numpy(data.images), labels, list(data.class_names), display, data.skipped)
+    return _pad(ImageDataset(torch.from_numpy(data.images), labels, list(data.class_names), display, data.skipped),
+                cfg.pad)

@@ -64,6 +64,17 @@ def average_gradients(params: list[torch.nn.Parameter], world_size: int) -> None
         offset += g.numel()
 
 
+def sum_across(value: torch.Tensor) -> torch.Tensor:
+    """The sum of ``value`` over all processes (a new tensor; the input is left as it is)."""
+    out = value.detach().clone()
+    dist.all_reduce(out)
+    return out
+
+
+def mean_across(value: torch.Tensor, world_size: int) -> torch.Tensor:
+    return sum_across(value) / world_size
+
+
 def agree_on(value: str | None, info: DistInfo) -> str:
     """Rank 0's ``value`` on every rank (e.g. the run directory it chose)."""
     if not info.active:

@@ -22,6 +22,7 @@ from ..config import ConfigError, RunConfig
 from ..data import ImageDataset
 from ..losses import get_loss, gradient_penalty, r1_penalty
 from . import distributed as ddp
+from . import regularizers as reg
 from .distributed import DistInfo
 
 
@@ -77,7 +78,8 @@ def complete_config(cfg: RunConfig, data: ImageDataset) -> RunConfig:
 
 def validate(t) -> None:
     """Reject hyperparameters that would train nonsense, before any work is done."""
-    for name in ("steps", "batch_size", "d_steps", "sample_every", "ckpt_every", "log_every", "grid_size"):
+    for name in ("steps", "batch_size", "d_steps", "sample_every", "ckpt_every", "log_every", "grid_size",
+                 "r1_every", "pl_every", "pl_batch_shrink", "ada_interval"):
         if getattr(t, name) < 1:
             raise ConfigError(f"{name} must be a positive whole number, got {getattr(t, name)}")
     for name in ("g_lr", "d_lr"):
@@ -85,9 +87,16 @@ def validate(t) -> None:
             raise ConfigError(f"{name} must be positive, got {getattr(t, name)}")
     if not 0 <= t.ema_decay < 1:
         raise ConfigError(f"ema_decay must be in [0, 1) (0 turns EMA off), got {t.ema_decay}")
-    for name in ("r1_gamma", "gp_weight"):
+    for name in ("r1_gamma", "gp_weight", "pl_weight", "ema_kimg", "ema_rampup", "ada_target"):
         if getattr(t, name) < 0:
             raise ConfigError(f"{name} must not be negative, got {getattr(t, name)}")
+    for name in ("style_mixing", "ada_p", "pl_decay"):
+        if not 0 <= getattr(t, name) <= 1:
+            raise ConfigError(f"{name} must lie in [0, 1], got {getattr(t, name)}")
+    if t.ada_kimg <= 0:
+        raise ConfigError(f"ada_kimg must be positive, got {t.ada_kimg}")
+    if t.pl_batch_shrink > t.batch_size:
+        raise ConfigError(f"pl_batch_shrink {t.pl_batch_shrink} leaves no images of batch {t.batch_size}")
     for name in ("g_betas", "d_betas"):
         if not all(0 <= b < 1 for b in getattr(t, name)):
             raise ConfigError(f"{name} must lie in [0, 1), got {list(getattr(t, name))}")
@@ -124,8 +133,25 @@ class Trainer:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        self.opt_G = _optimizer(t.g_opt, self.G.parameters(), t.g_lr, t.g_betas)
-        self.opt_D = _optimizer(t.d_opt, self.D.parameters(), t.d_lr, t.d_betas)
+        if t.style_mixing > 0:
+            reg.require_mapping(self.G, cfg.model.family, "style_mixing")
+        if t.pl_weight > 0:
+            reg.require_mapping(self.G, cfg.model.family, "pl_weight (path-length regularisation)")
+        self.lazy_r1 = t.r1_gamma > 0 and t.r1_every > 1
+        self.lazy_pl = t.pl_weight > 0
+        # Lazy regularisation adds steps to one network's optimizer: retune Adam as StyleGAN2 does.
+        g_lr, g_betas = reg.lazy_adam(t.g_lr, t.g_betas, t.pl_every if self.lazy_pl and t.g_opt == "adam" else 1)
+        d_lr, d_betas = reg.lazy_adam(t.d_lr, t.d_betas, t.r1_every if self.lazy_r1 and t.d_opt == "adam" else 1)
+        self.opt_G = _optimizer(t.g_opt, self.G.parameters(), g_lr, g_betas)
+        self.opt_D = _optimizer(t.d_opt, self.D.parameters(), d_lr, d_betas)
+        self.path_length = reg.PathLength(t.pl_decay)
+        self.ada = self.ada_control = None
+        if t.ada_target > 0 or t.ada_p > 0:
+            from ..ada import AdaController, AdaptiveAugment
+
+            self.ada = AdaptiveAugment(t.ada_pipe, p=t.ada_p)
+            if t.ada_target > 0:
+                self.ada_control = AdaController(t.ada_target, t.ada_interval, t.ada_kimg)
         if self.dist.active:
             for net in (self.G, self.D, self.G_ema):
                 ddp.broadcast_module(net)
@@ -178,14 +204,32 @@ class Trainer:
         return z, c
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
-        return diff_augment(x, self.aug, self.noise_gen) if self.aug else x
+        """What D sees: DiffAugment and/or ADA, both differentiable (also twice, for R1)."""
+        if self.aug:
+            x = diff_augment(x, self.aug, self.noise_gen)
+        if self.ada is not None:
+            x = self.ada(x, self.noise_gen)
+        return x
+
+    def _generate(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        mixing = self.cfg.train.style_mixing
+        if mixing > 0:
+            return self.G.synthesis(reg.mapped_ws(self.G, z, c, mixing, self.noise_gen))
+        return self.G(z, c)
 
     def _apply(self, opt: torch.optim.Optimizer, net: torch.nn.Module, loss: torch.Tensor) -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        params = [p for p in net.parameters() if p.grad is not None]
         if self.dist.active:
             ddp.average_gradients(list(net.parameters()), self.dist.world_size)
+        # As the official trainer: one overflow must not poison the weights (and Adam's moments) for good.
+        for p in params:
+            torch.nan_to_num_(p.grad, nan=0.0, posinf=1e5, neginf=-1e5)
         opt.step()
+
+    def _reduce_mean(self, value: torch.Tensor) -> torch.Tensor:
+        return ddp.mean_across(value, self.dist.world_size) if self.dist.active else value
 
     # ----------------------------------------------------------------- one step
     def step(self) -> dict[str, float]:
@@ -201,22 +245,42 @@ class Trainer:
             with self._autocast:
                 # On the last D step the fakes keep their graph so the G step can reuse them.
                 with torch.no_grad() if not last else nullcontext():
-                    fake = G(z, c_fake)
+                    fake = self._generate(z, c_fake)
                 d_real = D(self._augment(real), c_real).float()
                 d_fake = D(self._augment(fake.detach()), c_fake).float()
                 loss_d = self.loss.d_loss(d_real, d_fake)
             if self.loss.gradient_penalty:
                 loss_d = loss_d + t.gp_weight * gradient_penalty(D, real, fake.detach(), c_real, self.noise_gen)
-            if t.r1_gamma > 0:
-                loss_d = loss_d + t.r1_gamma / 2 * r1_penalty(D, self._augment(real), c_real)
+            if t.r1_gamma > 0 and not self.lazy_r1:
+                loss_d = loss_d + t.r1_gamma / 2 * r1_penalty(self._d_augmented, real, c_real)
             self._apply(self.opt_D, D, loss_d)
+            if self.ada_control is not None:
+                self.ada_control.observe(d_real.detach())
+        metrics = {}
+        if self.lazy_r1 and self.step_count % t.r1_every == 0:
+            # Lazy R1 (StyleGAN2): its own D step every r1_every steps, weighted by the interval.
+            r1 = r1_penalty(self._d_augmented, real, c_real)
+            self._apply(self.opt_D, D, r1 * (t.r1_gamma / 2 * t.r1_every))
+            metrics["r1"] = r1.item()
 
         D.requires_grad_(False)  # the G step needs gradients w.r.t. images only, not D's weights
         with self._autocast:
             d_gen = D(self._augment(fake), c_fake).float()
             loss_g = self.loss.g_loss(d_gen)
         self._apply(self.opt_G, G, loss_g)
+        if self.lazy_pl and self.step_count % t.pl_every == 0:
+            n = max(1, self.local_batch // t.pl_batch_shrink)
+            pl = self.path_length.penalty(G, z[:n], None if c_fake is None else c_fake[:n], t.style_mixing,
+                                          self.noise_gen, self._reduce_mean if self.dist.active else None)
+            self._apply(self.opt_G, G, pl * (t.pl_weight * t.pl_every))
+            metrics["pl_penalty"], metrics["pl_mean"] = pl.item(), self.path_length.mean.item()
         D.requires_grad_(True)
+        if self.ada_control is not None:
+            if self.dist.active:
+                self.ada_control.set_sums(ddp.sum_across(self.ada_control.sums()))
+            self.ada_control.update(self.ada, t.batch_size * t.d_steps)
+        if self.ada is not None:
+            metrics["ada_p"] = self.ada.p
 
         if self.dist.active:
             ddp.broadcast_buffers(G)
@@ -227,18 +291,27 @@ class Trainer:
         read = torch.sigmoid if self.loss.probabilities else (lambda v: v)
         return {"step": self.step_count, "loss_d": loss_d.item(), "loss_g": loss_g.item(),
                 "d_real": read(d_real.detach()).mean().item(), "d_fake": read(d_fake.detach()).mean().item(),
-                "img_per_s": t.batch_size * t.d_steps / seconds, "seconds": seconds}
+                **metrics, "img_per_s": t.batch_size * t.d_steps / seconds, "seconds": seconds}
+
+    def _d_augmented(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        """D behind the augmentation, so that R1's gradient is taken w.r.t. the un-augmented image."""
+        return self.D(self._augment(x), c)
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        decay = self.cfg.train.ema_decay
-        # Warm-up: a young run's average should not be dominated by its random initial weights.
-        beta = min(decay, (1 + self.step_count) / (10 + self.step_count)) if decay > 0 else 0.0
-        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
-            if beta == 0.0:
-                p_ema.copy_(p)
-            else:
-                p_ema.lerp_(p, 1 - beta)
+        t = self.cfg.train
+        if t.ema_kimg > 0:  # StyleGAN2: a half-life in images, independent of the batch size
+            beta = reg.ema_beta(t.batch_size, (self.step_count + 1) * t.batch_size * t.d_steps, t.ema_kimg,
+                                t.ema_rampup)
+        else:
+            decay = t.ema_decay
+            # Warm-up: a young run's average should not be dominated by its random initial weights.
+            beta = min(decay, (1 + self.step_count) / (10 + self.step_count)) if decay > 0 else 0.0
+        ema, params = list(self.G_ema.parameters()), list(self.G.parameters())
+        if beta == 0.0:
+            torch._foreach_copy_(ema, params)
+        else:
+            torch._foreach_lerp_(ema, params, 1 - beta)
         for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
             b_ema.copy_(b)
 
@@ -268,8 +341,13 @@ class Trainer:
         tensors["rng.data"] = self.data_gen.get_state()
         tensors["rng.noise"] = self.noise_gen.get_state()
         tensors["data.perm"] = self.perm
+        tensors["pl_mean"] = self.path_length.mean.detach().cpu().reshape([])
         meta = {"step": self.step_count, "data_pos": self.pos, "opt_G": mg, "opt_D": md,
                 "config": self.cfg.to_dict(), "world_size": self.dist.world_size}
+        if self.ada is not None:
+            meta["ada_p"] = self.ada.p
+        if self.ada_control is not None:
+            meta["ada_control"] = self.ada_control.state_dict()
         return tensors, meta
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str = "checkpoint"):
@@ -282,6 +360,12 @@ class Trainer:
             self.data_gen.set_state(tensors["rng.data"])
             self.noise_gen.set_state(tensors["rng.noise"])
             self.perm, self.pos, self.step_count = tensors["data.perm"].long(), int(meta["data_pos"]), int(meta["step"])
+            if "pl_mean" in tensors:  # absent in checkpoints from before path-length regularisation
+                self.path_length.mean = tensors["pl_mean"].to(self.device, torch.float32)
+            if self.ada is not None and "ada_p" in meta:
+                self.ada.p = float(meta["ada_p"])
+            if self.ada_control is not None and "ada_control" in meta:
+                self.ada_control.load_state_dict(meta["ada_control"])
         except KeyError as e:
             raise CheckpointError(f"{source} lacks {e}: it is not a full training checkpoint") from e
         if len(self.perm) != len(self.data):
@@ -292,6 +376,27 @@ class Trainer:
 
             warnings.warn("resuming with a different number of processes: training continues, "
                           "but not bit-identically to an uninterrupted run", stacklevel=2)
+
+
+def init_weights(trainer: Trainer, run: str, tensors: dict[str, torch.Tensor], init_cfg: RunConfig) -> list[str]:
+    """Start ``trainer`` from another run's networks (fine-tuning, e.g. an imported official pickle): G and
+    G_ema (either stands in for the other), and D when the run has one. Returns the networks loaded."""
+    m, want = trainer.cfg.model, init_cfg.model
+    for name in ("resolution", "channels", "num_classes"):
+        if getattr(m, name) != getattr(want, name):
+            raise ConfigError(f"--init {run} has {name} {getattr(want, name)} but this data gives "
+                              f"{getattr(m, name)}: make the data match (e.g. --resolution {want.resolution})")
+    has = {p for p in ("G", "G_ema", "D") if any(k.startswith(p + ".") for k in tensors)}
+    if not has & {"G", "G_ema"}:
+        raise CheckpointError(f"--init {run} holds no generator weights")
+    load_module(trainer.G, tensors, "G" if "G" in has else "G_ema", run)
+    load_module(trainer.G_ema, tensors, "G_ema" if "G_ema" in has else "G", run)
+    if "D" in has:
+        load_module(trainer.D, tensors, "D", run)
+    if trainer.dist.active:
+        for net in (trainer.G, trainer.D, trainer.G_ema):
+            ddp.broadcast_module(net)
+    return sorted(has | {"G", "G_ema"})
 
 
 def set_cpu_threads(dist: DistInfo) -> int:

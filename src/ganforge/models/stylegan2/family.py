@@ -7,8 +7,11 @@ Sizes from ``ModelConfig`` (the widths name the widest layer, as in the official
 * ``w_dim = g_width``, 2 mapping layers (the official small-data / CIFAR setting; FFHQ used 8);
 * D: resnet architecture, minibatch-std groups of 4 (smaller or divisor groups for other batch sizes).
 
-``cfg.options = {"G_kwargs": {...}, "D_kwargs": {...}}`` (written by ``ganforge import-stylegan``) instead
-builds the networks exactly from official constructor arguments; their sizes must agree with ``cfg``.
+``cfg.options`` may change that architecture (the presets use these; see ``ganforge.presets``):
+``channel_base`` (both networks), ``mapping_layers``, ``w_dim``, ``mbstd_group``, ``mbstd_channels``,
+``g_architecture`` / ``d_architecture`` (orig, skip, resnet), ``num_fp16_res`` and ``conv_clamp``.
+``{"G_kwargs": {...}, "D_kwargs": {...}}`` (written by ``ganforge import-stylegan``) instead builds the
+networks exactly from official constructor arguments; their sizes must agree with ``cfg``.
 
 Official-style calls stay available on the returned nets: ``G.mapping(z, c, truncation_psi=...)``,
 ``G.synthesis(ws, noise_mode=...)``, ``G(z, c, truncation_psi, truncation_cutoff, noise_mode)`` and
@@ -33,7 +36,34 @@ class GanforgeDiscriminator(Discriminator):
         return super().forward(img, c, **kwargs).squeeze(1)
 
 
-OPTION_KEYS = ("G_kwargs", "D_kwargs")
+KWARG_KEYS = ("G_kwargs", "D_kwargs")
+# architecture option -> (type, check, what it must be)
+ARCH_OPTIONS = {
+    "channel_base": (int, lambda v: v >= 1, "a positive whole number"),
+    "mapping_layers": (int, lambda v: v >= 1, "a positive whole number"),
+    "w_dim": (int, lambda v: v >= 1, "a positive whole number"),
+    "mbstd_group": (int, lambda v: v >= 1, "a positive whole number"),
+    "mbstd_channels": (int, lambda v: v >= 0, "0 or a positive whole number"),
+    "g_architecture": (str, lambda v: v in ("orig", "skip", "resnet"), "orig, skip or resnet"),
+    "d_architecture": (str, lambda v: v in ("orig", "skip", "resnet"), "orig, skip or resnet"),
+    "num_fp16_res": (int, lambda v: v >= 0, "0 or a positive whole number"),
+    "conv_clamp": ((int, float, type(None)), lambda v: v is None or v > 0, "a positive number or null"),
+}
+OPTION_KEYS = KWARG_KEYS + tuple(ARCH_OPTIONS)
+
+
+def _arch(options: dict) -> dict:
+    out = {}
+    for key, (kind, ok, what) in ARCH_OPTIONS.items():
+        if key in options:
+            v = options[key]
+            if isinstance(v, bool) or not isinstance(v, kind) or not ok(v):
+                raise ConfigError(f"stylegan2 model option {key} must be {what}, got {v!r}")
+            out[key] = v
+    if out and set(KWARG_KEYS) & set(options):
+        raise ConfigError("give either G_kwargs/D_kwargs (exact official arguments) or architecture options, "
+                          "not both")
+    return out
 
 
 def build_networks(cfg: ModelConfig) -> tuple[Generator, GanforgeDiscriminator]:
@@ -53,18 +83,24 @@ def build_networks(cfg: ModelConfig) -> tuple[Generator, GanforgeDiscriminator]:
     for name in ("g_width", "d_width"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name} must be positive, got {getattr(cfg, name)}")
+    arch = _arch(options)
+    common = {"num_fp16_res": arch.get("num_fp16_res", 0), "conv_clamp": arch.get("conv_clamp")}
     G = _from_kwargs(Generator, cfg, options, "G_kwargs")
     if G is None:
-        G = Generator(z_dim=cfg.z_dim, c_dim=cfg.num_classes, w_dim=cfg.g_width, img_resolution=res,
-                      img_channels=cfg.channels,
-                      mapping_kwargs={"num_layers": MAPPING_LAYERS},
-                      synthesis_kwargs={"channel_base": 64 * cfg.g_width, "channel_max": cfg.g_width,
-                                        "architecture": "skip"})
+        G = Generator(z_dim=cfg.z_dim, c_dim=cfg.num_classes, w_dim=arch.get("w_dim", cfg.g_width),
+                      img_resolution=res, img_channels=cfg.channels,
+                      mapping_kwargs={"num_layers": arch.get("mapping_layers", MAPPING_LAYERS)},
+                      synthesis_kwargs={"channel_base": arch.get("channel_base", 64 * cfg.g_width),
+                                        "channel_max": cfg.g_width,
+                                        "architecture": arch.get("g_architecture", "skip"), **common})
     D = _from_kwargs(GanforgeDiscriminator, cfg, options, "D_kwargs")
     if D is None:
         D = GanforgeDiscriminator(c_dim=cfg.num_classes, img_resolution=res, img_channels=cfg.channels,
-                                  architecture="resnet", channel_base=64 * cfg.d_width, channel_max=cfg.d_width,
-                                  epilogue_kwargs={"mbstd_group_size": MBSTD_GROUP})
+                                  architecture=arch.get("d_architecture", "resnet"),
+                                  channel_base=arch.get("channel_base", 64 * cfg.d_width), channel_max=cfg.d_width,
+                                  epilogue_kwargs={"mbstd_group_size": arch.get("mbstd_group", MBSTD_GROUP),
+                                                   "mbstd_num_channels": arch.get("mbstd_channels", 1)},
+                                  **common)
     return G, D
 
 

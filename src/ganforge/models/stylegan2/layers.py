@@ -29,6 +29,12 @@ def as_class_vector(c: torch.Tensor | None, c_dim: int) -> torch.Tensor | None:
     return c.to(torch.float32)
 
 
+def full_precision(device: torch.device):
+    """Autocast off: styles and demodulation coefficients are near 1 with per-sample differences far below
+    bfloat16's resolution there (2^-7), which would make every latent draw the same image."""
+    return torch.autocast(device.type, enabled=False)
+
+
 class FullyConnectedLayer(nn.Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, activation: str = "linear",
                  lr_multiplier: float = 1.0, bias_init: float = 0.0):
@@ -103,7 +109,8 @@ class SynthesisLayer(nn.Module):
                 gain: float = 1.0) -> torch.Tensor:
         if noise_mode not in ("random", "const", "none"):
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', got '{noise_mode}'")
-        styles = self.affine(w)
+        with full_precision(w.device):
+            styles = self.affine(w.float())
         noise = None
         if self.use_noise and noise_mode == "random":
             noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device)
@@ -130,7 +137,8 @@ class ToRGBLayer(nn.Module):
         self.weight_gain = 1 / math.sqrt(in_channels * kernel_size ** 2)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, fused_modconv: bool = True) -> torch.Tensor:
-        styles = self.affine(w) * self.weight_gain  # without demodulation the gain must be applied
+        with full_precision(w.device):  # without demodulation the gain must be applied
+            styles = self.affine(w.float()) * self.weight_gain
         x = ops.modulated_conv2d(x, self.weight, styles, demodulate=False, fused=fused_modconv)
         return ops.bias_act(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
 

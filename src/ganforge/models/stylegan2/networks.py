@@ -2,8 +2,9 @@
 
 Constructor arguments, call signatures and parameter/buffer names follow the official networks, so
 ``Generator(**G_init_kwargs)`` loads an official state dict by name and then computes the same images.
-Differences: no fp16 (``num_fp16_res`` is accepted and ignored: everything runs in float32), plain
-PyTorch ops only, class labels may be given as indices ``[B]`` as well as one-hot vectors ``[B, c_dim]``,
+Mixed precision as official: the ``num_fp16_res`` highest resolutions run in float16 on CUDA (bfloat16
+elsewhere, where float16 convolutions are slow or missing) and everything else in float32; pair it with
+``conv_clamp`` (256 in the official configs). Differences: plain PyTorch ops only, class labels may be given as indices ``[B]`` as well as one-hot vectors ``[B, c_dim]``,
 and the minibatch-std layer accepts batch sizes that its group size does not divide.
 """
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch.nn as nn
 
 from . import ops
 from .layers import (Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, SynthesisLayer, ToRGBLayer,
-                     as_class_vector)
+                     as_class_vector, full_precision)
 
 ARCHITECTURES = ("orig", "skip", "resnet")
 
@@ -24,6 +25,16 @@ def _check_resolution(res: int) -> int:
     if res < 4 or res & (res - 1):
         raise ValueError(f"StyleGAN2 needs a power-of-two resolution >= 4, got {res}")
     return int(math.log2(res))
+
+
+def low_precision(device: torch.device) -> torch.dtype:
+    """The reduced-precision dtype of ``use_fp16`` blocks on this device."""
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
+def fp16_resolution(img_resolution: int, num_fp16_res: int) -> int:
+    """Blocks at this resolution and above run in reduced precision (never below 8x8)."""
+    return max(2 ** (_check_resolution(img_resolution) + 1 - num_fp16_res), 8)
 
 
 def _check_architecture(arch: str) -> str:
@@ -54,6 +65,11 @@ class MappingNetwork(nn.Module):
 
     def forward(self, z: torch.Tensor | None, c: torch.Tensor | None = None, truncation_psi: float = 1,
                 truncation_cutoff: int | None = None, skip_w_avg_update: bool = False) -> torch.Tensor:
+        device = (z if z is not None else c).device
+        with full_precision(device):  # as official: the mapping always runs in float32
+            return self._forward(z, c, truncation_psi, truncation_cutoff, skip_w_avg_update)
+
+    def _forward(self, z, c, truncation_psi, truncation_cutoff, skip_w_avg_update) -> torch.Tensor:
         x = None
         if self.z_dim > 0:
             x = ops.normalize_2nd_moment(z.to(torch.float32))
@@ -87,6 +103,7 @@ class SynthesisBlock(nn.Module):
                  **layer_kwargs):
         super().__init__()
         self.in_channels, self.resolution, self.is_last = in_channels, resolution, is_last
+        self.use_fp16 = use_fp16
         self.architecture = _check_architecture(architecture)
         self.register_buffer("resample_filter", ops.setup_filter(resample_filter))
         self.num_conv = self.num_torgb = 0
@@ -108,18 +125,20 @@ class SynthesisBlock(nn.Module):
 
     def forward(self, x, img, ws, force_fp32: bool = False, fused_modconv: bool | None = None, **layer_kwargs):
         w_iter = iter(ws.unbind(dim=1))
+        dtype = low_precision(ws.device) if self.use_fp16 and not force_fp32 else torch.float32
         if fused_modconv is None:  # as official: grouped conv at inference, activation scaling in training
-            fused_modconv = not self.training
+            fused_modconv = not self.training and dtype == torch.float32
         if self.in_channels == 0:
-            x = self.const.unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
+            x = self.const.to(dtype).unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
             x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
         elif self.architecture == "resnet":
+            x = x.to(dtype)
             y = self.skip(x, gain=math.sqrt(0.5))
             x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
             x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, gain=math.sqrt(0.5), **layer_kwargs)
             x = y + x
         else:
-            x = self.conv0(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
+            x = self.conv0(x.to(dtype), next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
             x = self.conv1(x, next(w_iter), fused_modconv=fused_modconv, **layer_kwargs)
         if img is not None:
             img = ops.upsample2d(img, self.resample_filter)
@@ -138,11 +157,12 @@ class SynthesisNetwork(nn.Module):
         self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
         self.block_resolutions = [2 ** i for i in range(2, _check_resolution(img_resolution) + 1)]
         channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
+        low_from = fp16_resolution(img_resolution, num_fp16_res)
         self.num_ws = 0
         for res in self.block_resolutions:
             is_last = res == img_resolution
             block = SynthesisBlock(channels[res // 2] if res > 4 else 0, channels[res], w_dim, res, img_channels,
-                                   is_last=is_last, **block_kwargs)
+                                   is_last=is_last, use_fp16=num_fp16_res > 0 and res >= low_from, **block_kwargs)
             # Consecutive blocks share a w: a block's toRGB uses the same w as the next block's conv0.
             self.num_ws += block.num_conv + (block.num_torgb if is_last else 0)
             setattr(self, f"b{res}", block)
@@ -187,9 +207,9 @@ class DiscriminatorBlock(nn.Module):
 
     def __init__(self, in_channels: int, tmp_channels: int, out_channels: int, resolution: int, img_channels: int,
                  architecture: str = "resnet", activation: str = "lrelu", resample_filter=(1, 3, 3, 1),
-                 conv_clamp: float | None = None, **_unused):
+                 conv_clamp: float | None = None, use_fp16: bool = False, **_unused):
         super().__init__()
-        self.in_channels, self.resolution = in_channels, resolution
+        self.in_channels, self.resolution, self.use_fp16 = in_channels, resolution, use_fp16
         self.architecture = _check_architecture(architecture)
         self.register_buffer("resample_filter", ops.setup_filter(resample_filter))
         conv = dict(activation=activation, conv_clamp=conv_clamp)
@@ -201,8 +221,12 @@ class DiscriminatorBlock(nn.Module):
             self.skip = Conv2dLayer(tmp_channels, out_channels, 1, bias=False, down=2,
                                     resample_filter=resample_filter)
 
-    def forward(self, x, img):
+    def forward(self, x, img, force_fp32: bool = False):
+        device = (img if img is not None else x).device
+        dtype = low_precision(device) if self.use_fp16 and not force_fp32 else torch.float32
+        x = x.to(dtype) if x is not None else None
         if self.in_channels == 0 or self.architecture == "skip":
+            img = img.to(dtype)
             y = self.fromrgb(img)
             x = x + y if x is not None else y
             img = ops.downsample2d(img, self.resample_filter) if self.architecture == "skip" else None
@@ -256,9 +280,11 @@ class Discriminator(nn.Module):
         channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions + [4]}
         cmap_dim = (channels[4] if cmap_dim is None else cmap_dim) if c_dim else 0
         common = dict(img_channels=img_channels, architecture=architecture, conv_clamp=conv_clamp)
+        low_from = fp16_resolution(img_resolution, num_fp16_res)
         for res in self.block_resolutions:
             in_channels = channels[res] if res < img_resolution else 0
             block = DiscriminatorBlock(in_channels, channels[res], channels[res // 2], res,
+                                       use_fp16=num_fp16_res > 0 and res >= low_from,
                                        **(block_kwargs or {}), **common)
             setattr(self, f"b{res}", block)
         if c_dim > 0:
@@ -266,9 +292,11 @@ class Discriminator(nn.Module):
                                           **(mapping_kwargs or {}))
         self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim, 4, **(epilogue_kwargs or {}), **common)
 
-    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, **_unused) -> torch.Tensor:
+    def forward(self, img: torch.Tensor, c: torch.Tensor | None = None, force_fp32: bool = False,
+                **_unused) -> torch.Tensor:
         x = None
         for res in self.block_resolutions:
-            x, img = getattr(self, f"b{res}")(x, img)
+            x, img = getattr(self, f"b{res}")(x, img, force_fp32=force_fp32)
         cmap = self.mapping(None, c) if self.c_dim > 0 else None
-        return self.b4(x, img, cmap)
+        # The epilogue always runs in float32 (as official).
+        return self.b4(x.float(), None if img is None else img.float(), cmap)

@@ -65,8 +65,8 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 
     if not flip_filter:
         f = f.flip(list(range(f.ndim)))
     weight = f[None, None].repeat(c, 1, 1, 1)
-    x = F.conv2d(x, weight, groups=c)
-    return x[:, :, ::down, ::down]
+    # Striding the convolution computes only the kept pixels (the same values as filtering, then slicing).
+    return F.conv2d(x, weight, groups=c, stride=down)
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2, gain: float = 1.0) -> torch.Tensor:
@@ -186,11 +186,19 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
     """
     batch = x.shape[0]
     out_ch, in_ch, kh, kw = weight.shape
+    if x.dtype == torch.float16 and demodulate:
+        # float16 would overflow on large styles: pre-scale both (demodulation cancels the scale again).
+        weight = weight * (1 / math.sqrt(in_ch * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
     w = dcoefs = None
-    if demodulate or fused:
-        w = weight.unsqueeze(0) * styles.reshape(batch, 1, -1, 1, 1)  # [B, out, in, kh, kw]
-    if demodulate:
-        dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [B, out]
+    with torch.autocast(x.device.type, enabled=False):  # see layers.full_precision
+        weight, styles = weight.float(), styles.float()
+        if fused:
+            w = weight.unsqueeze(0) * styles.reshape(batch, 1, -1, 1, 1)  # [B, out, in, kh, kw]
+        if demodulate and fused:
+            dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [B, out]
+        elif demodulate:  # the same sum as a matrix product, without a per-sample weight tensor
+            dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
 
     if not fused:
         x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
@@ -211,5 +219,5 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
                         flip_weight=flip_weight)
     x = x.reshape(batch, -1, *x.shape[2:])
     if noise is not None:
-        x = x + noise
+        x = x + noise.to(x.dtype)
     return x

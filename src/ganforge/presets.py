@@ -1,0 +1,66 @@
+"""Named starting configurations for ``ganforge train --preset NAME`` (flags given beside it override them).
+
+* ``stylegan2-mnist``: a small class-conditional StyleGAN2 that learns the bundled MNIST, padded to
+  32x32, in minutes on a CPU (sizes and schedule chosen by measurement: docs/benchmarks.md).
+* ``paper256`` / ``paper512`` / ``paper1024`` / ``stylegan2``: the StyleGAN2-ADA paper's configurations
+  for GPUs (minibatch, minibatch-std group, feature maps, learning rate, R1 gamma, EMA half-life, 8
+  mapping layers, mixed precision in the 4 highest resolutions with conv clamping at 256, adaptive
+  augmentation with target 0.6). Train them on a folder of images at the preset's resolution;
+  ``--steps`` defaults to the paper's length (25 M images for paper256/512).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from .config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
+
+# Shared by every StyleGAN2 recipe: non-saturating loss, Adam(0, 0.99), lazy R1 every 16 D steps.
+_SG2_TRAIN = dict(loss="ns", g_betas=(0.0, 0.99), d_betas=(0.0, 0.99), r1_every=16, diffaug="")
+
+
+def _stylegan2_mnist() -> RunConfig:
+    return RunConfig(
+        data=DataConfig(source="mnist", pad=2),
+        model=ModelConfig(family="cstylegan2", z_dim=64, g_width=64, d_width=64,
+                          options={"mapping_layers": 2, "channel_base": 1024, "d_architecture": "orig",
+                                   "mbstd_group": 4}),
+        train=TrainConfig(**_SG2_TRAIN, steps=2000, batch_size=32, g_lr=0.0025, d_lr=0.0025, r1_gamma=0.01,
+                          pl_weight=0.0, style_mixing=0.0, ema_kimg=10, ema_rampup=0.05, channels_last=True, sample_every=100,
+                          ckpt_every=500),
+    )
+
+
+def _paper(resolution: int, batch: int, mbstd: int, channel_base: int, lr: float, gamma: float, ema: float,
+           kimg: int) -> Callable[[], RunConfig]:
+    def make() -> RunConfig:
+        return RunConfig(
+            data=DataConfig(source="", resolution=resolution, channels=3, labels=False, xflip=False),
+            model=ModelConfig(family="stylegan2", z_dim=512, g_width=512, d_width=512,
+                              options={"mapping_layers": 8, "w_dim": 512, "channel_base": channel_base,
+                                       "mbstd_group": mbstd, "num_fp16_res": 4, "conv_clamp": 256}),
+            train=TrainConfig(**_SG2_TRAIN, steps=kimg * 1000 // batch, batch_size=batch, g_lr=lr, d_lr=lr,
+                              r1_gamma=gamma, pl_weight=2.0, pl_every=4, pl_batch_shrink=2, style_mixing=0.9,
+                              ema_kimg=ema, ema_rampup=0.0, ada_target=0.6, ada_pipe="bgc", device="auto",
+                              precision="fp32", sample_every=1000, ckpt_every=5000, log_every=100),
+        )
+    return make
+
+
+PRESETS: dict[str, tuple[str, Callable[[], RunConfig]]] = {
+    "stylegan2-mnist": ("small class-conditional StyleGAN2 for the bundled MNIST at 32x32, CPU minutes",
+                        _stylegan2_mnist),
+    "paper256": ("StyleGAN2-ADA paper config, 256x256 (GPU): batch 64, gamma 1, half the feature maps",
+                 _paper(256, 64, 8, 16384, 0.0025, 1.0, 20, 25000)),
+    "paper512": ("StyleGAN2-ADA paper config, 512x512 (GPU): batch 64, gamma 0.5",
+                 _paper(512, 64, 8, 32768, 0.0025, 0.5, 20, 25000)),
+    "paper1024": ("StyleGAN2-ADA paper config, 1024x1024 (GPU): batch 32, gamma 2",
+                  _paper(1024, 32, 4, 32768, 0.002, 2.0, 10, 25000)),
+    "stylegan2": ("StyleGAN2 config F at any resolution (GPU): batch 32, gamma 10",
+                  _paper(1024, 32, 4, 32768, 0.002, 10.0, 10, 25000)),
+}
+
+
+def preset_config(name: str) -> RunConfig:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name][1]()
