@@ -123,6 +123,9 @@ def test_architecture_options_build_the_asked_networks():
     assert G.synthesis.b16.conv1.weight.shape[0] == 8  # channel_base 128 / 16 px
     assert not hasattr(D.b16, "skip")  # orig: no residual connection
     assert D.b4.mbstd.group_size == 2
+    _, cD = models.build(ModelConfig(family="cstylegan2", resolution=16, channels=1, num_classes=10,
+                                     options={"mapping_layers": 3}))
+    assert cD.mapping.num_layers == 3  # as official: D's class mapping follows G's mapping depth
     with pytest.raises(ConfigError, match="mapping_layers must be a positive whole number"):
         models.build(ModelConfig(family="stylegan2", resolution=16, channels=1, options={"mapping_layers": 0}))
     with pytest.raises(ConfigError, match="not both"):
@@ -154,6 +157,13 @@ def test_pad_makes_mnist_32_pixels():
     assert data.images[:, :, :2].max() == 0 and data.images[:, :, :, -2:].max() == 0
     with pytest.raises(ValueError, match="pad must be a whole number"):
         load_dataset(DataConfig(source="digits", pad=-1))
+
+
+def test_integer_betas_from_json_are_accepted(sg2_cfg, digits):
+    d = sg2_cfg.to_dict()
+    d["train"]["g_betas"] = [0, 0.99]
+    tr = Trainer(RunConfig.from_dict(d), digits)
+    assert tr.opt_G.param_groups[0]["betas"][0] == 0.0
 
 
 def test_presets_are_complete_configs():

@@ -147,6 +147,6 @@ def _build(cls, values: dict[str, Any], section: str):
     kwargs = {}
     for k, v in values.items():
         if isinstance(v, list) and k.endswith("betas"):
-            v = tuple(v)
+            v = tuple(float(b) for b in v)  # JSON writes 0.0 as 0; Adam wants floats
         kwargs[k] = v
     return cls(**kwargs)

@@ -98,6 +98,8 @@ def build_networks(cfg: ModelConfig) -> tuple[Generator, GanforgeDiscriminator]:
         D = GanforgeDiscriminator(c_dim=cfg.num_classes, img_resolution=res, img_channels=cfg.channels,
                                   architecture=arch.get("d_architecture", "resnet"),
                                   channel_base=arch.get("channel_base", 64 * cfg.d_width), channel_max=cfg.d_width,
+                                  # as official: the class mapping of D has as many layers as G's mapping
+                                  mapping_kwargs={"num_layers": arch.get("mapping_layers", MAPPING_LAYERS)},
                                   epilogue_kwargs={"mbstd_group_size": arch.get("mbstd_group", MBSTD_GROUP),
                                                    "mbstd_num_channels": arch.get("mbstd_channels", 1)},
                                   **common)
