@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ganforge.config import DataConfig, RunConfig
+from ganforge.config import RunConfig
 from ganforge.data import load_dataset
 from ganforge.metrics.command import real_source
 from ganforge.metrics.evaluate import evaluate
