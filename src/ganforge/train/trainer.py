@@ -271,7 +271,7 @@ class Trainer:
         if self.lazy_pl and self.step_count % t.pl_every == 0:
             n = max(1, self.local_batch // t.pl_batch_shrink)
             pl = self.path_length.penalty(G, z[:n], None if c_fake is None else c_fake[:n], t.style_mixing,
-                                          self.noise_gen, self._reduce_mean if self.dist.active else None)
+                                          self.noise_gen, self._reduce_mean)
             self._apply(self.opt_G, G, pl * (t.pl_weight * t.pl_every))
             metrics["pl_penalty"], metrics["pl_mean"] = pl.item(), self.path_length.mean.item()
         D.requires_grad_(True)
