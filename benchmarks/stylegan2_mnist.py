@@ -2,6 +2,12 @@
 
     python benchmarks/stylegan2_mnist.py --minutes 2                      # preset vs default vs dcgan
     python benchmarks/stylegan2_mnist.py --minutes 2 --recipes preset --set train.batch_size=64
+    python benchmarks/stylegan2_mnist.py --minutes 2,5,10,20 --recipes preset --threads 1   # a curve
+
+With several ``--minutes`` marks, each recipe is scored at every mark of its own training clock (the time
+spent scoring is left out of that clock). Two recipes may then run side by side, one thread each, on a
+two-core machine: equal wall-clock with equal cores. ``--continue`` extends such a curve later: each
+recipe resumes from its checkpoint under ``--out`` and its clock goes on from where it stopped.
 
 Each recipe trains in-process until ``--minutes`` of wall-clock are spent (start-up, sample grids and
 checkpoints included, as a user would see them), then ``--n`` samples of G_ema are scored against the
@@ -60,7 +66,7 @@ def apply_sets(cfg: RunConfig, items: list[str]) -> RunConfig:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=float, default=2.0)
+    p.add_argument("--minutes", default="2", help="training-clock marks at which to score, e.g. 2,5,10")
     p.add_argument("--recipes", default="preset,default,dcgan")
     p.add_argument("--set", nargs="*", default=[], help="section.field=value overrides for the preset")
     p.add_argument("--steps", type=int, default=0, help="stop at this step instead (for tuning at equal steps)")
@@ -68,6 +74,8 @@ def main() -> None:
     p.add_argument("--n", type=int, default=5000)
     p.add_argument("--out", default=None, help="where the runs go (default: a temporary folder)")
     p.add_argument("--json", help="also write the rows to this file")
+    p.add_argument("--continue", dest="cont", action="store_true",
+                   help="resume each recipe's run under --out and go on to later --minutes marks")
     a = p.parse_args()
 
     if a.threads:
@@ -82,32 +90,56 @@ def main() -> None:
             cfg = apply_sets(cfg, a.set)
         cfg.train.steps = a.steps or 10**9
         torch.manual_seed(0)
-        start = time.perf_counter()
-        trainer = Trainer(cfg, load_dataset(cfg.data))
-        run = Run(trainer, out / name, progress=False)
+        marks = sorted(float(m) * 60 for m in a.minutes.split(","))
+        clock = {"start": time.perf_counter(), "paused": 0.0}
+        clock_file = out / name / "bench_clock.json"
+        if a.cont:  # the clock goes on from the seconds trained so far
+            if not clock_file.exists():
+                raise SystemExit(f"--continue: no {clock_file}; run without --continue first")
+            clock["start"] -= json.loads(clock_file.read_text())["seconds"]
+            run = Run.resume(out / name, load_dataset(cfg.data), progress=False, steps=cfg.train.steps)
+            trainer = run.trainer
+        else:
+            trainer = Trainer(cfg, load_dataset(cfg.data))
+            run = Run(trainer, out / name, progress=False)
 
-        def budget(tr, metrics, run=run, start=start):
-            if not a.steps and time.perf_counter() - start > a.minutes * 60:
+        def score(tr, cfg=cfg, name=name):
+            seconds = time.perf_counter() - clock["start"] - clock["paused"]
+            G = tr.G_ema.eval()
+            G.img_shape, G.num_classes, G.step = tr.cfg.model.img_shape, tr.cfg.model.num_classes, 0
+            opts = EvalOptions(metrics=parse_metrics("fid,kid,pr,digits"), n=a.n, progress=False)
+            m = evaluate(CroppedSource(G, cfg.data.pad, name), real, extractor, opts)["metrics"]
+            G.train()
+            row = {"recipe": name, "family": cfg.model.family, "steps": tr.step_count,
+                   "images": tr.step_count * cfg.train.batch_size, "seconds": round(seconds, 1),
+                   "threads": torch.get_num_threads(), "amp": tr.precision,
+                   **{k: m[k] for k in ("fid", "fid_floor", "kid", "precision", "recall", "confident_rate")}}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+
+        def budget(tr, metrics, run=run, marks=marks):
+            elapsed = time.perf_counter() - clock["start"] - clock["paused"]
+            if a.steps or not marks or elapsed < marks[0]:
+                return
+            t0 = time.perf_counter()
+            score(tr)
+            clock["paused"] += time.perf_counter() - t0
+            marks.pop(0)
+            if not marks:
                 run.request_stop("budget")
 
         run.train(callback=budget)
-        seconds = time.perf_counter() - start
-        G = trainer.G_ema.eval()
-        G.img_shape, G.num_classes, G.step = trainer.cfg.model.img_shape, trainer.cfg.model.num_classes, 0
-        opts = EvalOptions(metrics=parse_metrics("fid,kid,pr,digits"), n=a.n, progress=False)
-        m = evaluate(CroppedSource(G, cfg.data.pad, name), real, extractor, opts)["metrics"]
-        row = {"recipe": name, "family": cfg.model.family, "steps": trainer.step_count,
-               "images": trainer.step_count * cfg.train.batch_size, "seconds": round(seconds, 1),
-               "amp": trainer.precision, **{k: m[k] for k in ("fid", "fid_floor", "kid", "precision",
-                                                                    "recall", "confident_rate")}}
-        rows.append(row)
-        print(json.dumps(row), flush=True)
+        clock_file.write_text(json.dumps(
+            {"seconds": time.perf_counter() - clock["start"] - clock["paused"], "steps": trainer.step_count}))
+        if a.steps:
+            score(trainer)
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=2))
-    print(f"\n| recipe | family | steps in {a.minutes:g} min | FID (floor) | KID | precision | recall | confident |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| recipe | family | minutes | steps | FID (floor) | KID | precision | recall | confident |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['recipe']} | {r['family']} | {r['steps']:,} | {r['fid']:.1f} ({r['fid_floor']:.1f}) | "
+        print(f"| {r['recipe']} | {r['family']} | {r['seconds'] / 60:.1f} | {r['steps']:,} | "
+              f"{r['fid']:.1f} ({r['fid_floor']:.1f}) | "
               f"{r['kid']:.0f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['confident_rate']:.3f} |")
 
 
