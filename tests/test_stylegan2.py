@@ -112,6 +112,41 @@ def test_conv2d_resample_upsampling_equals_zero_insertion_then_convolution():
     assert fast.shape == (2, 4, 10, 10) and max_err(fast, slow) < 1e-5
 
 
+@pytest.mark.parametrize("down", [1, 2])
+def test_symmetric_fir_padding_in_the_convolution_equals_padding_first(down):
+    # upfirdn2d leaves symmetric zero padding to conv2d; asymmetric or negative padding pads/crops a copy.
+    torch.manual_seed(0)
+    x, f = torch.randn(2, 3, 8, 8, requires_grad=True), ops.setup_filter([1, 3, 3, 1])
+    inside = ops.upfirdn2d(x, f, down=down, padding=2)
+    first = ops.upfirdn2d(torch.nn.functional.pad(x, [2, 2, 2, 2]), f, down=down, padding=(0, 0, 0, 0))
+    uneven = ops.upfirdn2d(x, f, down=down, padding=(2, 2, 2, 3))[:, :, :inside.shape[2]]
+    assert inside.shape == first.shape == (2, 3, 8 // down + 1, 8 // down + 1)
+    assert max_err(inside, first) < 1e-6 and max_err(inside, uneven) < 1e-6
+    g1, = torch.autograd.grad(inside.square().sum(), x)
+    g2, = torch.autograd.grad(first.square().sum(), x)
+    assert max_err(g1, g2) < 1e-5
+
+
+@pytest.mark.parametrize("act,bias", [("lrelu", True), ("lrelu", False), ("linear", True), ("relu", True),
+                                      ("linear", False)])
+def test_bias_act_gradients_match_the_plain_formula(act, bias):
+    # bias_act scales in place where that is safe; gradients (also second order, as R1 needs) must not change.
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 3, 3, requires_grad=True)
+    b = torch.randn(4, requires_grad=True) if bias else None
+    fn = {"lrelu": lambda v: torch.nn.functional.leaky_relu(v, 0.2), "relu": torch.relu, "linear": lambda v: v}[act]
+    gain = 1.0 if act == "linear" else math.sqrt(2)
+    for g in (gain, 3.0):
+        y = ops.bias_act(x, b, act=act, gain=g)
+        ref = fn(x + (b.reshape(1, -1, 1, 1) if bias else 0)) * g
+        assert max_err(y, ref) < 1e-6
+        gy, = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+        gr, = torch.autograd.grad(ref.square().sum(), x, create_graph=True)
+        assert max_err(gy, gr) < 1e-5
+        assert max_err(torch.autograd.grad(gy.sum(), x)[0], torch.autograd.grad(gr.sum(), x)[0]) < 1e-5
+    if act == "linear" and not bias:
+        assert ops.bias_act(x, None, gain=2.0) is not x and torch.equal(x, x.detach())  # input left alone
+
 def test_minibatch_std_groups():
     torch.manual_seed(0)
     x = torch.randn(6, 4, 2, 2)

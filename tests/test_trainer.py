@@ -1,4 +1,5 @@
 import math
+import sys
 
 import pytest
 import torch
@@ -110,3 +111,16 @@ def test_bad_settings_are_config_errors(tiny_cfg, digits, field, value, message)
     setattr(tiny_cfg.train, field, value)
     with pytest.raises(ConfigError, match=message):
         Trainer(tiny_cfg, digits)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt exists on Linux only")
+def test_cpu_training_keeps_freed_memory_with_glibc():
+    import ctypes
+
+    from ganforge.train import trainer as trainer_module
+    try:
+        ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        pytest.skip("not glibc")
+    assert trainer_module.keep_freed_memory() is True
+    assert trainer_module.keep_freed_memory() is True  # idempotent

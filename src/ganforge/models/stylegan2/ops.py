@@ -56,9 +56,12 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
         x = x.reshape(n, c, h * up, w * up)
 
-    # Positive padding adds zeros, negative padding crops.
-    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
-    x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
+    # Positive padding adds zeros, negative padding crops. Symmetric zero padding is left to the
+    # convolution below, which is cheaper than padding a copy (and differentiating through it).
+    conv_pad = (py0, px0) if px0 == px1 >= 0 and py0 == py1 >= 0 else (0, 0)
+    if conv_pad == (0, 0):
+        x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+        x = x[:, :, max(-py0, 0): x.shape[2] - max(-py1, 0), max(-px0, 0): x.shape[3] - max(-px1, 0)]
 
     # conv2d correlates; flipping the filter makes it a true convolution (unless asked not to).
     f = f.to(x.dtype) * (gain ** (f.ndim / 2))
@@ -66,7 +69,7 @@ def upfirdn2d(x: torch.Tensor, f: torch.Tensor | None, up: int = 1, down: int = 
         f = f.flip(list(range(f.ndim)))
     weight = f[None, None].repeat(c, 1, 1, 1)
     # Striding the convolution computes only the kept pixels (the same values as filtering, then slicing).
-    return F.conv2d(x, weight, groups=c, stride=down)
+    return F.conv2d(x, weight, groups=c, stride=down, padding=conv_pad)
 
 
 def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2, gain: float = 1.0) -> torch.Tensor:
@@ -95,12 +98,15 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, act: str = "linear"
              clamp: float | None = None) -> torch.Tensor:
     """Add a per-channel bias (dimension 1), apply the activation, scale by its gain, optionally clamp."""
     fn, default_gain = ACTIVATIONS[act]
+    # Scaling in place is safe on a tensor made here whose backward keeps only inputs (the bias sum, a
+    # leaky ReLU's output; not a ReLU's, which its backward reads), and saves a pass over fresh memory.
+    fresh = act == "lrelu" or (b is not None and act == "linear")
     if b is not None:
         x = x + b.reshape([1, -1] + [1] * (x.ndim - 2))
     x = fn(x)
     gain = default_gain if gain is None else gain
     if gain != 1:
-        x = x * gain
+        x = x.mul_(gain) if fresh else x * gain
     if clamp is not None and clamp >= 0:
         x = x.clamp(-clamp, clamp)
     return x
@@ -204,6 +210,8 @@ def modulated_conv2d(x: torch.Tensor, weight: torch.Tensor, styles: torch.Tensor
         x = x * styles.to(x.dtype).reshape(batch, -1, 1, 1)
         x = conv2d_resample(x, weight.to(x.dtype), f=resample_filter, up=up, padding=padding,
                             flip_weight=flip_weight)
+        if demodulate and noise is not None:  # one pass instead of two, as the official fma
+            return torch.addcmul(noise.to(x.dtype), x, dcoefs.to(x.dtype).reshape(batch, -1, 1, 1))
         if demodulate:
             x = x * dcoefs.to(x.dtype).reshape(batch, -1, 1, 1)
         if noise is not None:
