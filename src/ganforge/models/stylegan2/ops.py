@@ -98,8 +98,9 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, act: str = "linear"
              clamp: float | None = None) -> torch.Tensor:
     """Add a per-channel bias (dimension 1), apply the activation, scale by its gain, optionally clamp."""
     fn, default_gain = ACTIVATIONS[act]
-    # Scaling in place is safe on a tensor made here whose backward keeps only inputs (the bias sum, a
-    # leaky ReLU's output; not a ReLU's, which its backward reads), and saves a pass over fresh memory.
+    # Scaling in place saves writing a fresh tensor. It is safe where x will be a tensor made here that no
+    # backward reads: the bias sum, or a leaky ReLU's output (its backward reads the input). Not a ReLU's
+    # output, which its backward reads, and never the caller's own tensor.
     fresh = act == "lrelu" or (b is not None and act == "linear")
     if b is not None:
         x = x + b.reshape([1, -1] + [1] * (x.ndim - 2))
