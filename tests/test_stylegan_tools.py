@@ -2,6 +2,7 @@ import argparse
 import json
 import pickle
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -12,6 +13,7 @@ from ganforge import models
 from ganforge.checkpoint import module_tensors, save_checkpoint
 from ganforge.config import ConfigError, ModelConfig, RunConfig
 from ganforge.generate import generate, latents, sample
+from ganforge.images import to_uint8
 from ganforge.models.stylegan2 import Discriminator, Generator, importer
 from ganforge.stylegan_cli import add_parsers
 from ganforge.stylegan_tools import (BLANK, StyleGANError, import_stylegan, interpolate_w, noise_variation,
@@ -135,6 +137,55 @@ def test_truncation_zero_gives_the_average_w_image(stylegan_run, dcgan_run):
 
     dc = ganforge.load(dcgan_run)  # other families keep scaling z
     assert torch.equal(sample(dc, 3, seed=2, truncation=0.5), generate(dc, latents(dc, 3, 2) * 0.5))
+
+
+def test_generate_truncation_sweep_from_the_command_line(stylegan_run, dcgan_run, tmp_path, capsys):
+    from ganforge.cli import main
+
+    run = stylegan_run[0]
+    assert main(["generate", str(run), "--n", "3", "--seed", "4", "--truncation", "1,0.5,0",
+                 "--grid", str(tmp_path / "sweep.png"), "--out", str(tmp_path / "pngs")]) == 0
+    assert "columns: psi 1, 0.5, 0" in capsys.readouterr().out
+    names = sorted(p.name for p in (tmp_path / "pngs").iterdir())
+    assert names == [f"psi{p}-{i:05d}.png" for p in ("0", "0.5", "1") for i in range(3)]
+    G = ganforge.load(run)
+    table = ganforge.generate.truncation_sweep(G, 3, [1, 0.5, 0], seed=4)
+    assert table.shape == (3, 3, *G.img_shape)
+    assert torch.equal(table[:, 0], sample(G, 3, seed=4))  # psi 1 column: the plain samples
+    assert torch.equal(table[:, 1], sample(G, 3, seed=4, truncation=0.5))
+    assert torch.allclose(table[:, 2], table[:1, 2].expand_as(table[:, 2]), atol=1e-6)  # psi 0: the average
+    with Image.open(tmp_path / "pngs" / "psi0.5-00001.png") as im:  # seed 1 at psi 0.5, as computed
+        saved = np.asarray(im)
+    assert np.array_equal(saved, to_uint8(table[1:2, 1])[0].squeeze())
+    with Image.open(tmp_path / "sweep.png") as im:  # 3 columns (psi) x 3 rows (seeds)
+        assert im.size[0] == im.size[1]
+
+    dc = ganforge.load(dcgan_run)  # z-space families sweep by scaling z
+    t = ganforge.generate.truncation_sweep(dc, 2, [1, 0.3], seed=1)
+    assert torch.equal(t[:, 1], sample(dc, 2, seed=1, truncation=0.3))
+    assert main(["generate", str(run), "--truncation", "1,3", "--grid", str(tmp_path / "x.png")]) == 2
+    assert "truncation must be between 0 and 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["generate", str(run), "--truncation", "1,abc"])
+    assert "comma list of numbers" in capsys.readouterr().err
+
+
+def test_class_centred_truncation_keeps_the_class():
+    G = official_nets(c_dim=3)[0]
+    G.img_shape, G.num_classes = (G.img_channels, G.img_resolution, G.img_resolution), 3
+    z, c = latents(G, 6, seed=0), torch.tensor([0, 0, 1, 1, 2, 2])
+    flat = generate(G, z, c, truncation=0)  # official: one average w for all classes
+    assert torch.allclose(flat, flat[:1].expand_as(flat), atol=1e-6)
+    centred = generate(G, z, c, truncation=0, center="class")
+    centers = ganforge.generate.class_w_centers(G)
+    assert centers.shape == (3, G.w_dim)
+    with torch.no_grad():
+        want = G.synthesis(centers[c][:, None].expand(-1, G.num_ws, -1), noise_mode="const")
+    assert torch.allclose(centred, want, atol=1e-5)
+    assert torch.allclose(centred[0], centred[1], atol=1e-6) and not torch.allclose(centred[0], centred[2])
+    assert torch.equal(generate(G, z, c, center="class"), generate(G, z, c))  # psi 1: nothing to pull
+    with pytest.raises(ganforge.generate.GenerateError, match="truncation centre"):
+        generate(G, z, c, truncation=0.5, center="mean")
 
 
 # ----------------------------------------------------------------- tools

@@ -252,15 +252,30 @@ def _add_generate(sub):
     p.add_argument("--seed", type=int, default=0, help="latent seed: same seed, same images")
     p.add_argument("--class", dest="class_index", type=int, help="class index for conditional runs (default: "
                                                                   "cycle through all classes)")
-    p.add_argument("--truncation", type=float, default=1.0, help="psi: pull latents toward the mean (1 = off)")
+    p.add_argument("--truncation", type=_psi_list, default=[1.0],
+                   help="psi: pull latents toward the mean (1 = off); a comma list (e.g. 1,0.7,0.5,0) makes a "
+                        "sweep: the same seeds at every psi, one grid row per seed, PNGs named by psi")
+    p.add_argument("--truncation-center", choices=["global", "class"], default="global",
+                   help="what a conditional StyleGAN2 truncates toward: the one average w it tracks (as the "
+                        "official networks) or the mean w of each sample's class (keeps the class at low psi)")
     p.add_argument("--batch-size", type=_positive, default=256, help="images per forward pass")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
     p.set_defaults(func=cmd_generate)
 
 
+def _psi_list(value: str) -> list[float]:
+    try:
+        psis = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or a comma list of numbers, got {value!r}") from None
+    if not psis:
+        raise argparse.ArgumentTypeError("give at least one psi, e.g. 0.7 or 1,0.7,0.5")
+    return psis
+
+
 def cmd_generate(a) -> int:
     from .api import load
-    from .generate import sample, write_pngs
+    from .generate import check_truncation, sample, truncation_sweep, write_pngs
     from .images import auto_upscale, check_image_path, check_output_dir, grid
     from .train.trainer import resolve_device
 
@@ -268,16 +283,30 @@ def cmd_generate(a) -> int:
         check_image_path(a.grid)
     if a.out:
         check_output_dir(a.out)
+    for psi in a.truncation:
+        check_truncation(psi)
     G = load(a.run, device=str(resolve_device(a.device)))
-    images = sample(G, a.n, seed=a.seed, class_index=a.class_index, truncation=a.truncation, batch_size=a.batch_size)
     out = a.out or (None if a.grid else str(Path(a.run) / "generated"))
-    if out:
-        paths = write_pngs(images, out)
-        print(f"wrote {len(paths)} PNGs to {out}")
-    if a.grid:
+    sweep = len(a.truncation) > 1
+    if sweep:  # [n, k] images: row = seed, column = psi
+        table = truncation_sweep(G, a.n, a.truncation, seed=a.seed, class_index=a.class_index,
+                                 batch_size=a.batch_size, center=a.truncation_center)
+        images, nrow = table.flatten(0, 1), len(a.truncation)
+    else:
+        images = sample(G, a.n, seed=a.seed, class_index=a.class_index, truncation=a.truncation[0],
+                        batch_size=a.batch_size, center=a.truncation_center)
         nrow = G.num_classes if G.num_classes and a.class_index is None else None
+    if out:
+        if sweep:
+            count = sum(len(write_pngs(table[:, j], out, prefix=f"psi{psi:g}"))
+                        for j, psi in enumerate(a.truncation))
+        else:
+            count = len(write_pngs(images, out))
+        print(f"wrote {count} PNGs to {out}")
+    if a.grid:
         grid(images, nrow=nrow, upscale=auto_upscale(images.shape[-1])).save(a.grid)
-        print(f"wrote grid {a.grid}")
+        cols = f" (columns: psi {', '.join(f'{p:g}' for p in a.truncation)})" if sweep else ""
+        print(f"wrote grid {a.grid}{cols}")
     return 0
 
 

@@ -59,31 +59,72 @@ def classes(G, n: int, class_index: int | None) -> torch.Tensor | None:
     return torch.full((n,), class_index, dtype=torch.long)
 
 
+CENTERS = ("global", "class")
+CLASS_CENTER_SAMPLES = 2000  # latents averaged per class; the centre's own noise is then ~1/45 of w's spread
+
+
+@torch.inference_mode()
+def class_w_centers(G, n: int = CLASS_CENTER_SAMPLES, seed: int = 0) -> torch.Tensor:
+    """Mean mapped w of each class of a conditional w-space generator: ``[num_classes, w_dim]``."""
+    device = next(G.parameters()).device
+    z = torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+    return torch.stack([G.mapping(z, torch.full((n,), k, device=device), truncation_psi=1)[:, 0].mean(0)
+                        for k in range(G.num_classes)])
+
+
 @torch.inference_mode()
 def generate(G, z: torch.Tensor, c: torch.Tensor | None = None, batch_size: int = 256, truncation: float = 1.0,
-             noise_mode: str = "const") -> torch.Tensor:
+             noise_mode: str = "const", center: str = "global") -> torch.Tensor:
     """Run ``G`` on latents in batches; returns float images in [-1, 1] on the CPU.
 
     ``truncation`` and ``noise_mode`` reach only generators that support them (see the module notes);
-    z-space generators got their truncation from ``latents``.
+    z-space generators got their truncation from ``latents``. ``center="class"`` truncates a conditional
+    w-space generator toward its class's mean w instead of the one average w that the official networks
+    track over all classes (at low psi that average draws one class-less image for every label).
     """
     check_truncation(truncation)
+    if center not in CENTERS:
+        raise GenerateError(f"truncation centre must be one of {', '.join(CENTERS)}, got '{center}'")
     kwargs = {}
     if truncates_in_w(G):
         kwargs["truncation_psi"] = truncation
     if getattr(G, "supports_noise_mode", False):
         kwargs["noise_mode"] = noise_mode
+    per_class = center == "class" and truncates_in_w(G) and c is not None and truncation != 1
+    centers = class_w_centers(G) if per_class else None
     device = next(G.parameters()).device
     out = []
     for i in range(0, z.shape[0], batch_size):
-        cb = None if c is None else c[i:i + batch_size].to(device)
-        out.append(G(z[i:i + batch_size].to(device), cb, **kwargs).float().cpu())
+        zb, cb = z[i:i + batch_size].to(device), None if c is None else c[i:i + batch_size].to(device)
+        if per_class:
+            mid = centers[cb][:, None]
+            ws = mid + truncation * (G.mapping(zb, cb, truncation_psi=1) - mid)
+            out.append(G.synthesis(ws, noise_mode=noise_mode).float().cpu())
+        else:
+            out.append(G(zb, cb, **kwargs).float().cpu())
     return torch.cat(out) if out else torch.empty(0, *G.img_shape)
 
 
 def sample(G, n: int, seed: int = 0, class_index: int | None = None, truncation: float = 1.0,
-           batch_size: int = 256) -> torch.Tensor:
-    return generate(G, latents(G, n, seed, truncation), classes(G, n, class_index), batch_size, truncation)
+           batch_size: int = 256, center: str = "global") -> torch.Tensor:
+    return generate(G, latents(G, n, seed, truncation), classes(G, n, class_index), batch_size, truncation,
+                    center=center)
+
+
+def truncation_sweep(G, n: int, psis: list[float], seed: int = 0, class_index: int | None = None,
+                     batch_size: int = 256, center: str = "global") -> torch.Tensor:
+    """The same ``n`` seeds (and classes) at every psi in ``psis``: ``[n, len(psis), C, H, W]``.
+
+    Row i is one latent pulled from itself (psi 1) toward the average (psi 0) in the paper's figure; for
+    z-space generators psi scales z instead (see the module notes).
+    """
+    if not psis:
+        raise GenerateError("a truncation sweep needs at least one psi")
+    for psi in psis:
+        check_truncation(psi)
+    z, c = latents(G, n, seed), classes(G, n, class_index)
+    rows = [generate(G, z if truncates_in_w(G) else z * psi, c, batch_size, psi, center=center) for psi in psis]
+    return torch.stack(rows, dim=1)
 
 
 def write_pngs(images: torch.Tensor, out_dir: str | Path, prefix: str = "sample") -> list[Path]:
