@@ -21,18 +21,6 @@ from ganforge.metrics.digits import digit_scores, load_classifier, predict, spli
 from ganforge.train.trainer import Trainer
 
 
-def parse_set(items):
-    cfg = RunConfig().to_dict()
-    for item in items:
-        key, value = item.split("=", 1)
-        section, field = key.split(".")
-        try:
-            cfg[section][field] = json.loads(value)
-        except json.JSONDecodeError:
-            cfg[section][field] = value  # a plain string such as fp32
-    return RunConfig.from_dict(cfg)
-
-
 def evaluate(tr: Trainer, clf, n: int) -> dict:
     z = latents(tr.G, n, seed=123)
     c = torch.arange(n) % tr.cfg.model.num_classes if tr.cfg.model.num_classes else None
@@ -62,7 +50,7 @@ def main():
     a = p.parse_args()
     if a.run:
         return score_run(a.run, a.n)
-    cfg = parse_set(a.set)
+    cfg = RunConfig().with_overrides(a.set)
     cfg.train.steps = 10**9
     clf = load_classifier()
     (_, _), (xte, _) = split_mnist()

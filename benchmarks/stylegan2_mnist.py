@@ -52,18 +52,6 @@ class CroppedSource(GeneratorSource):
             yield (x[:, :, p:x.shape[2] - p, p:x.shape[3] - p].contiguous() if p else x), c
 
 
-def apply_sets(cfg: RunConfig, items: list[str]) -> RunConfig:
-    d = cfg.to_dict()
-    for item in items:
-        key, value = item.split("=", 1)
-        section, field = key.split(".")
-        try:
-            d[section][field] = json.loads(value)
-        except json.JSONDecodeError:
-            d[section][field] = value
-    return RunConfig.from_dict(d)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", default="2", help="training-clock marks at which to score, e.g. 2,5,10")
@@ -87,7 +75,7 @@ def main() -> None:
     for name in a.recipes.split(","):
         cfg = RECIPES[name]()
         if name == "preset":
-            cfg = apply_sets(cfg, a.set)
+            cfg = cfg.with_overrides(a.set)
         cfg.train.steps = a.steps or 10**9
         torch.manual_seed(0)
         marks = sorted(float(m) * 60 for m in a.minutes.split(","))

@@ -124,3 +124,17 @@ def test_cpu_training_keeps_freed_memory_with_glibc():
         pytest.skip("not glibc")
     assert trainer_module.keep_freed_memory() is True
     assert trainer_module.keep_freed_memory() is True  # idempotent
+
+
+def test_config_overrides_parse_json_or_plain_strings():
+    from ganforge.config import RunConfig
+
+    cfg = RunConfig().with_overrides(["train.batch_size=16", "train.precision=fp32", "model.options={\"a\": 1}",
+                                      "train.g_betas=[0, 0.99]"])
+    assert (cfg.train.batch_size, cfg.train.precision, cfg.model.options) == (16, "fp32", {"a": 1})
+    assert cfg.train.g_betas == (0.0, 0.99) and RunConfig().train.batch_size == 64  # the original is untouched
+    for bad in ("train.batch_size", "batch_size=3", "optim.lr=1"):
+        with pytest.raises(ConfigError, match="section.field=value"):
+            RunConfig().with_overrides([bad])
+    with pytest.raises(ConfigError, match="nonsense"):
+        RunConfig().with_overrides(["train.nonsense=1"])

@@ -118,6 +118,21 @@ class RunConfig:
             version=int(d.get("version", CONFIG_VERSION)),
         )
 
+    def with_overrides(self, items: list[str]) -> "RunConfig":
+        """A copy with ``section.field=value`` items applied (value as JSON, else as a plain string)."""
+        d = self.to_dict()
+        for item in items:
+            key, sep, value = item.partition("=")
+            section, _, name = key.partition(".")
+            if not sep or section not in ("data", "model", "train") or not name:
+                raise ConfigError(f"override '{item}' must look like section.field=value, section being "
+                                  "data, model or train (e.g. train.batch_size=64)")
+            try:
+                d[section][name] = json.loads(value)
+            except json.JSONDecodeError:
+                d[section][name] = value  # a plain string such as fp32
+        return RunConfig.from_dict(d)
+
     def save(self, path: str | Path) -> None:
         from .checkpoint import atomic_write_bytes
 
