@@ -41,3 +41,26 @@ def digits():
 def _isolated_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
     os.environ.pop("WORLD_SIZE", None)
+
+
+def straight_and_resumed(cfg, data, tmp_path, stop_at: int):
+    """Train ``cfg`` once straight through, and once stopped (as by SIGTERM) at ``stop_at`` then resumed
+    from its checkpoint with the global RNG disturbed; returns both finished runs."""
+    from ganforge.train.run import Run
+    from ganforge.train.trainer import Trainer
+
+    straight = Run(Trainer(cfg, data), tmp_path / "straight", progress=False)
+    straight.train()
+    first = Run(Trainer(cfg, data), tmp_path / "interrupted", progress=False)
+
+    def stop(trainer, metrics):
+        if trainer.step_count == stop_at:
+            first.request_stop("SIGTERM")
+
+    assert first.train(callback=stop) == "SIGTERM"
+    assert first.trainer.step_count == stop_at
+    torch.manual_seed(12345)  # resume must restore every random stream itself
+    resumed = Run.resume(tmp_path / "interrupted", data, progress=False)
+    assert resumed.trainer.step_count == stop_at
+    assert resumed.train() == "done"
+    return straight, resumed

@@ -4,13 +4,14 @@ import math
 import pytest
 import torch
 
+from conftest import straight_and_resumed
+
 from ganforge import models
 from ganforge.cli import main
 from ganforge.config import ConfigError, DataConfig, ModelConfig, RunConfig
 from ganforge.data import load_dataset
 from ganforge.presets import PRESETS, preset_config
 from ganforge.train import regularizers as reg
-from ganforge.train.run import Run
 from ganforge.train.trainer import Trainer
 
 
@@ -64,18 +65,7 @@ def test_stylegan2_step_runs_every_regulariser(sg2_cfg, digits):
 
 def test_stylegan2_resume_is_bit_identical(tmp_path, sg2_cfg, digits):
     sg2_cfg.train.steps = 4
-    straight = Run(Trainer(sg2_cfg, digits), tmp_path / "a", progress=False)
-    straight.train()
-    first = Run(Trainer(sg2_cfg, digits), tmp_path / "b", progress=False)
-
-    def stop_at_2(trainer, metrics):
-        if trainer.step_count == 2:
-            first.request_stop("SIGTERM")
-
-    assert first.train(callback=stop_at_2) == "SIGTERM"
-    torch.manual_seed(999)
-    resumed = Run.resume(tmp_path / "b", digits, progress=False)
-    assert resumed.train() == "done"
+    straight, resumed = straight_and_resumed(sg2_cfg, digits, tmp_path, stop_at=2)
     a, _ = straight.trainer.state()
     b, _ = resumed.trainer.state()
     for k in a:

@@ -4,8 +4,9 @@ import sys
 import pytest
 import torch
 
+from conftest import straight_and_resumed
+
 from ganforge.config import ConfigError
-from ganforge.train.run import Run
 from ganforge.train.trainer import Trainer
 
 
@@ -76,21 +77,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, tiny_cfg, di
     tiny_cfg.train.steps = 6
     tiny_cfg.train.diffaug = "translation,cutout,color"
     tiny_cfg.data.xflip = True
-    straight = Run(Trainer(tiny_cfg, digits), tmp_path / "a", progress=False)
-    straight.train()
-
-    first = Run(Trainer(tiny_cfg, digits), tmp_path / "b", progress=False)
-
-    def stop_at_3(trainer, metrics):
-        if trainer.step_count == 3:
-            first.request_stop("SIGTERM")
-
-    assert first.train(callback=stop_at_3) == "SIGTERM"
-    assert first.trainer.step_count == 3
-    torch.manual_seed(12345)  # disturb global RNG: resume must restore it
-    resumed = Run.resume(tmp_path / "b", digits, progress=False)
-    assert resumed.trainer.step_count == 3
-    assert resumed.train() == "done"
+    straight, resumed = straight_and_resumed(tiny_cfg, digits, tmp_path, stop_at=3)
     assert_same(weights(straight.trainer), weights(resumed.trainer))
 
 
