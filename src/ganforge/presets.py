@@ -25,7 +25,7 @@ def _stylegan2_mnist() -> RunConfig:
         model=ModelConfig(family="cstylegan2", z_dim=64, g_width=64, d_width=64,
                           options={"mapping_layers": 2, "channel_base": 1024, "d_architecture": "orig",
                                    "mbstd_group": 4}),
-        train=TrainConfig(**_SG2_TRAIN, steps=8000, batch_size=32, g_lr=0.0025, d_lr=0.0025, r1_gamma=0.01,
+        train=TrainConfig(**_SG2_TRAIN, steps=8000, batch_size=32, g_lr=0.0025, d_lr=0.0025, r1_gamma=0.1,
                           pl_weight=0.0, style_mixing=0.0, ema_kimg=10, ema_rampup=0.05, ada_target=0.6,
                           ada_kimg=100, channels_last=True, sample_every=100, ckpt_every=500),
     )
