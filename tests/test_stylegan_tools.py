@@ -184,6 +184,9 @@ def test_class_centred_truncation_keeps_the_class():
     assert torch.allclose(centred, want, atol=1e-5)
     assert torch.allclose(centred[0], centred[1], atol=1e-6) and not torch.allclose(centred[0], centred[2])
     assert torch.equal(generate(G, z, c, center="class"), generate(G, z, c))  # psi 1: nothing to pull
+    sweep = ganforge.generate.truncation_sweep(G, 3, [0.5, 0], seed=2, center="class")  # centres found once
+    assert torch.allclose(sweep[:, 0], generate(G, latents(G, 3, 2), torch.arange(3), truncation=0.5,
+                                                center="class"), atol=1e-6)
     with pytest.raises(ganforge.generate.GenerateError, match="truncation centre"):
         generate(G, z, c, truncation=0.5, center="mean")
 

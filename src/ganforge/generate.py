@@ -74,13 +74,14 @@ def class_w_centers(G, n: int = CLASS_CENTER_SAMPLES, seed: int = 0) -> torch.Te
 
 @torch.inference_mode()
 def generate(G, z: torch.Tensor, c: torch.Tensor | None = None, batch_size: int = 256, truncation: float = 1.0,
-             noise_mode: str = "const", center: str = "global") -> torch.Tensor:
+             noise_mode: str = "const", center: str = "global", centers: torch.Tensor | None = None) -> torch.Tensor:
     """Run ``G`` on latents in batches; returns float images in [-1, 1] on the CPU.
 
     ``truncation`` and ``noise_mode`` reach only generators that support them (see the module notes);
     z-space generators got their truncation from ``latents``. ``center="class"`` truncates a conditional
     w-space generator toward its class's mean w instead of the one average w that the official networks
-    track over all classes (at low psi that average draws one class-less image for every label).
+    track over all classes (at low psi that average draws one class-less image for every label);
+    ``centers`` passes those class means in when they are already known (``class_w_centers``).
     """
     check_truncation(truncation)
     if center not in CENTERS:
@@ -91,7 +92,8 @@ def generate(G, z: torch.Tensor, c: torch.Tensor | None = None, batch_size: int 
     if getattr(G, "supports_noise_mode", False):
         kwargs["noise_mode"] = noise_mode
     per_class = center == "class" and truncates_in_w(G) and c is not None and truncation != 1
-    centers = class_w_centers(G) if per_class else None
+    if per_class and centers is None:
+        centers = class_w_centers(G)
     device = next(G.parameters()).device
     out = []
     for i in range(0, z.shape[0], batch_size):
@@ -123,7 +125,10 @@ def truncation_sweep(G, n: int, psis: list[float], seed: int = 0, class_index: i
     for psi in psis:
         check_truncation(psi)
     z, c = latents(G, n, seed), classes(G, n, class_index)
-    rows = [generate(G, z if truncates_in_w(G) else z * psi, c, batch_size, psi, center=center) for psi in psis]
+    # the class means do not depend on psi: estimate them once for the whole sweep
+    centers = class_w_centers(G) if center == "class" and truncates_in_w(G) and c is not None else None
+    rows = [generate(G, z if truncates_in_w(G) else z * psi, c, batch_size, psi, center=center, centers=centers)
+            for psi in psis]
     return torch.stack(rows, dim=1)
 
 
