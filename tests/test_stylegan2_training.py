@@ -116,6 +116,13 @@ def test_architecture_options_build_the_asked_networks():
     _, cD = models.build(ModelConfig(family="cstylegan2", resolution=16, channels=1, num_classes=10,
                                      options={"mapping_layers": 3}))
     assert cD.mapping.num_layers == 3  # as official: D's class mapping follows G's mapping depth
+    assert G.mapping.fc0.weight_gain == pytest.approx(0.01 / math.sqrt(G.mapping.fc0.weight.shape[1]))
+    cG, cD = models.build(ModelConfig(family="cstylegan2", resolution=16, channels=1, num_classes=10,
+                                      options={"mapping_lr": 0.1}))
+    for fc in (cG.mapping.fc1, cD.mapping.fc1):
+        assert fc.weight_gain == pytest.approx(0.1 / math.sqrt(fc.weight.shape[1])) and fc.bias_gain == 0.1
+    with pytest.raises(ConfigError, match="mapping_lr must be a number in \\(0, 1\\]"):
+        models.build(ModelConfig(family="stylegan2", resolution=16, channels=1, options={"mapping_lr": 0}))
     with pytest.raises(ConfigError, match="mapping_layers must be a positive whole number"):
         models.build(ModelConfig(family="stylegan2", resolution=16, channels=1, options={"mapping_layers": 0}))
     with pytest.raises(ConfigError, match="not both"):

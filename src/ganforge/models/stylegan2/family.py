@@ -8,7 +8,8 @@ Sizes from ``ModelConfig`` (the widths name the widest layer, as in the official
 * D: resnet architecture, minibatch-std groups of 4 (smaller or divisor groups for other batch sizes).
 
 ``cfg.options`` may change that architecture (the presets use these; see ``ganforge.presets``):
-``channel_base`` (both networks), ``mapping_layers``, ``w_dim``, ``mbstd_group``, ``mbstd_channels``,
+``channel_base`` (both networks), ``mapping_layers``, ``mapping_lr`` (the learning-rate multiplier of G's
+mapping and D's class mapping; official 0.01), ``w_dim``, ``mbstd_group``, ``mbstd_channels``,
 ``g_architecture`` / ``d_architecture`` (orig, skip, resnet), ``num_fp16_res`` and ``conv_clamp``.
 ``{"G_kwargs": {...}, "D_kwargs": {...}}`` (written by ``ganforge import-stylegan``) instead builds the
 networks exactly from official constructor arguments; their sizes must agree with ``cfg``.
@@ -26,6 +27,7 @@ from .. import register
 from .networks import Discriminator, Generator
 
 MAPPING_LAYERS = 2
+MAPPING_LR = 0.01  # official: the mapping networks learn 100x slower than the rest
 MBSTD_GROUP = 4
 
 
@@ -41,6 +43,7 @@ KWARG_KEYS = ("G_kwargs", "D_kwargs")
 ARCH_OPTIONS = {
     "channel_base": (int, lambda v: v >= 1, "a positive whole number"),
     "mapping_layers": (int, lambda v: v >= 1, "a positive whole number"),
+    "mapping_lr": ((int, float), lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "w_dim": (int, lambda v: v >= 1, "a positive whole number"),
     "mbstd_group": (int, lambda v: v >= 1, "a positive whole number"),
     "mbstd_channels": (int, lambda v: v >= 0, "0 or a positive whole number"),
@@ -84,12 +87,14 @@ def build_networks(cfg: ModelConfig) -> tuple[Generator, GanforgeDiscriminator]:
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name} must be positive, got {getattr(cfg, name)}")
     arch = _arch(options)
+    mapping = {"num_layers": arch.get("mapping_layers", MAPPING_LAYERS),
+               "lr_multiplier": float(arch.get("mapping_lr", MAPPING_LR))}
     common = {"num_fp16_res": arch.get("num_fp16_res", 0), "conv_clamp": arch.get("conv_clamp")}
     G = _from_kwargs(Generator, cfg, options, "G_kwargs")
     if G is None:
         G = Generator(z_dim=cfg.z_dim, c_dim=cfg.num_classes, w_dim=arch.get("w_dim", cfg.g_width),
                       img_resolution=res, img_channels=cfg.channels,
-                      mapping_kwargs={"num_layers": arch.get("mapping_layers", MAPPING_LAYERS)},
+                      mapping_kwargs=mapping,
                       synthesis_kwargs={"channel_base": arch.get("channel_base", 64 * cfg.g_width),
                                         "channel_max": cfg.g_width,
                                         "architecture": arch.get("g_architecture", "skip"), **common})
@@ -99,7 +104,7 @@ def build_networks(cfg: ModelConfig) -> tuple[Generator, GanforgeDiscriminator]:
                                   architecture=arch.get("d_architecture", "resnet"),
                                   channel_base=arch.get("channel_base", 64 * cfg.d_width), channel_max=cfg.d_width,
                                   # as official: the class mapping of D has as many layers as G's mapping
-                                  mapping_kwargs={"num_layers": arch.get("mapping_layers", MAPPING_LAYERS)},
+                                  mapping_kwargs=mapping,
                                   epilogue_kwargs={"mbstd_group_size": arch.get("mbstd_group", MBSTD_GROUP),
                                                    "mbstd_num_channels": arch.get("mbstd_channels", 1)},
                                   **common)
