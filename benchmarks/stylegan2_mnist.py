@@ -3,6 +3,7 @@
     python benchmarks/stylegan2_mnist.py --minutes 2                      # preset vs default vs dcgan
     python benchmarks/stylegan2_mnist.py --minutes 2 --recipes preset --set train.batch_size=64
     python benchmarks/stylegan2_mnist.py --minutes 2,5,10,20 --recipes preset --threads 1   # a curve
+    python benchmarks/stylegan2_mnist.py --score runs/cstylegan2-mnist   # a finished run, scored the same way
 
 With several ``--minutes`` marks, each recipe is scored at every mark of its own training clock (the time
 spent scoring is left out of that clock). Two recipes may then run side by side, one thread each, on a
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from ganforge.api import load_run
 from ganforge.config import RunConfig
 from ganforge.data import load_dataset
 from ganforge.metrics.command import real_source
@@ -52,6 +54,13 @@ class CroppedSource(GeneratorSource):
             yield (x[:, :, p:x.shape[2] - p, p:x.shape[3] - p].contiguous() if p else x), c
 
 
+def scores(G, cfg: RunConfig, name: str, real, extractor, n: int) -> dict:
+    """FID (with the real floor), KID, precision/recall and confident rate of G's samples, border cropped."""
+    opts = EvalOptions(metrics=parse_metrics("fid,kid,pr,digits"), n=n, progress=False)
+    m = evaluate(CroppedSource(G, cfg.data.pad, name), real, extractor, opts)["metrics"]
+    return {k: m[k] for k in ("fid", "fid_floor", "kid", "precision", "recall", "confident_rate")}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", default="2", help="training-clock marks at which to score, e.g. 2,5,10")
@@ -64,6 +73,7 @@ def main() -> None:
     p.add_argument("--json", help="also write the rows to this file")
     p.add_argument("--continue", dest="cont", action="store_true",
                    help="resume each recipe's run under --out and go on to later --minutes marks")
+    p.add_argument("--score", metavar="RUN", help="only score this finished run (its G_ema), then stop")
     a = p.parse_args()
 
     if a.threads:
@@ -72,6 +82,12 @@ def main() -> None:
     real = real_source("mnist", None, None)
     extractor = get_extractor("digits")
     rows = []
+    if a.score:
+        cfg, G, _ = load_run(a.score)
+        G.img_shape, G.num_classes = cfg.model.img_shape, cfg.model.num_classes
+        print(json.dumps({"run": a.score, "family": cfg.model.family, "steps": G.step,
+                          **scores(G, cfg, a.score, real, extractor, a.n)}))
+        return
     for name in a.recipes.split(","):
         cfg = RECIPES[name]()
         if name == "preset":
@@ -95,13 +111,11 @@ def main() -> None:
             seconds = time.perf_counter() - clock["start"] - clock["paused"]
             G = tr.G_ema.eval()
             G.img_shape, G.num_classes, G.step = tr.cfg.model.img_shape, tr.cfg.model.num_classes, 0
-            opts = EvalOptions(metrics=parse_metrics("fid,kid,pr,digits"), n=a.n, progress=False)
-            m = evaluate(CroppedSource(G, cfg.data.pad, name), real, extractor, opts)["metrics"]
+            m = scores(G, cfg, name, real, extractor, a.n)
             G.train()
             row = {"recipe": name, "family": cfg.model.family, "steps": tr.step_count,
                    "images": tr.step_count * cfg.train.batch_size, "seconds": round(seconds, 1),
-                   "threads": torch.get_num_threads(), "amp": tr.precision,
-                   **{k: m[k] for k in ("fid", "fid_floor", "kid", "precision", "recall", "confident_rate")}}
+                   "threads": torch.get_num_threads(), "amp": tr.precision, **m}
             rows.append(row)
             print(json.dumps(row), flush=True)
 
