@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ganforge.api import load_run
+from ganforge.api import CheckpointError, load_run
 from ganforge.config import RunConfig
 from ganforge.data import load_dataset
 from ganforge.metrics.command import real_source
@@ -83,7 +83,10 @@ def main() -> None:
     extractor = get_extractor("digits")
     rows = []
     if a.score:
-        cfg, G, _ = load_run(a.score)
+        try:
+            cfg, G, _ = load_run(a.score)
+        except (CheckpointError, OSError) as e:
+            raise SystemExit(f"--score: {e}")
         G.img_shape, G.num_classes = cfg.model.img_shape, cfg.model.num_classes
         print(json.dumps({"run": a.score, "family": cfg.model.family, "steps": G.step,
                           **scores(G, cfg, a.score, real, extractor, a.n)}))
