@@ -87,7 +87,6 @@ def main() -> None:
             cfg, G, _ = load_run(a.score)
         except (CheckpointError, OSError) as e:
             raise SystemExit(f"--score: {e}")
-        G.img_shape, G.num_classes = cfg.model.img_shape, cfg.model.num_classes
         print(json.dumps({"run": a.score, "family": cfg.model.family, "steps": G.step,
                           **scores(G, cfg, a.score, real, extractor, a.n)}))
         return
