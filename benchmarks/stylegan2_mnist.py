@@ -4,6 +4,7 @@
     python benchmarks/stylegan2_mnist.py --minutes 2 --recipes preset --set train.batch_size=64
     python benchmarks/stylegan2_mnist.py --minutes 2,5,10,20 --recipes preset --threads 1   # a curve
     python benchmarks/stylegan2_mnist.py --score runs/cstylegan2-mnist   # a finished run, scored the same way
+    python benchmarks/stylegan2_mnist.py --minutes 10,20 --recipes preset --extra-ema 500,500:0.1   # EMAs
 
 With several ``--minutes`` marks, each recipe is scored at every mark of its own training clock (the time
 spent scoring is left out of that clock). Two recipes may then run side by side, one thread each, on a
@@ -13,10 +14,13 @@ recipe resumes from its checkpoint under ``--out`` and its clock goes on from wh
 Each recipe trains in-process until ``--minutes`` of wall-clock are spent (start-up, sample grids and
 checkpoints included, as a user would see them), then ``--n`` samples of G_ema are scored against the
 same 28x28 MNIST with the digit network's features: FID (with the real floor), KID, precision/recall and
-the confident rate. The preset trains on MNIST padded to 32x32; its samples lose that 2-pixel border
+the confident rate. ``--extra-ema KIMG[:RAMPUP],...`` keeps further generator averages of the same run
+with those half-lives (ramped up like the recipe's own unless RAMPUP is given) and scores them at the same
+marks: a paired comparison of EMA settings on one training trajectory, free of run-to-run noise. The preset trains on MNIST padded to 32x32; its samples lose that 2-pixel border
 before scoring, so every recipe meets the identical real statistics. Run it on an otherwise idle machine.
 """
 import argparse
+import copy
 import json
 import tempfile
 import time
@@ -33,6 +37,7 @@ from ganforge.metrics.features import get_extractor
 from ganforge.metrics.options import EvalOptions, parse_metrics
 from ganforge.metrics.sources import GeneratorSource
 from ganforge.presets import preset_config
+from ganforge.train.regularizers import ema_beta
 from ganforge.train.run import Run
 from ganforge.train.trainer import Trainer
 
@@ -61,6 +66,24 @@ def scores(G, cfg: RunConfig, name: str, real, extractor, n: int) -> dict:
     return {k: m[k] for k in ("fid", "fid_floor", "kid", "precision", "recall", "confident_rate")}
 
 
+class ExtraEma:
+    """A second average of the trainer's G with another half-life, updated after every step."""
+
+    def __init__(self, trainer: Trainer, spec: str):
+        kimg, _, rampup = spec.partition(":")
+        self.kimg, self.rampup = float(kimg), float(rampup) if rampup else trainer.cfg.train.ema_rampup
+        self.label = f"ema{self.kimg:g}" + (f"r{self.rampup:g}" if rampup else "")
+        self.G = copy.deepcopy(trainer.G).eval().requires_grad_(False)
+
+    def update(self, tr: Trainer) -> None:
+        t = tr.cfg.train
+        beta = ema_beta(t.batch_size, tr.step_count * t.batch_size * t.d_steps, self.kimg, self.rampup)
+        with torch.no_grad():
+            torch._foreach_lerp_(list(self.G.parameters()), list(tr.G.parameters()), 1 - beta)
+            for b_ema, b in zip(self.G.buffers(), tr.G.buffers()):
+                b_ema.copy_(b)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", default="2", help="training-clock marks at which to score, e.g. 2,5,10")
@@ -73,9 +96,13 @@ def main() -> None:
     p.add_argument("--json", help="also write the rows to this file")
     p.add_argument("--continue", dest="cont", action="store_true",
                    help="resume each recipe's run under --out and go on to later --minutes marks")
+    p.add_argument("--extra-ema", default="", metavar="KIMG[:RAMPUP],...",
+                   help="also score further G averages with these half-lives in thousands of images")
     p.add_argument("--score", metavar="RUN", help="only score this finished run (its G_ema), then stop")
     a = p.parse_args()
 
+    if a.extra_ema and a.cont:
+        raise SystemExit("--extra-ema cannot --continue: its average is not saved; run the marks in one go")
     if a.threads:
         torch.set_num_threads(a.threads)
     out = Path(a.out or tempfile.mkdtemp(prefix="sg2-mnist-"))
@@ -108,20 +135,25 @@ def main() -> None:
         else:
             trainer = Trainer(cfg, load_dataset(cfg.data))
             run = Run(trainer, out / name, progress=False)
+        extras = [ExtraEma(trainer, spec) for spec in a.extra_ema.split(",") if spec]
 
-        def score(tr, cfg=cfg, name=name):
+        def score(tr, cfg=cfg, name=name, extras=extras):
             seconds = time.perf_counter() - clock["start"] - clock["paused"]
-            G = tr.G_ema.eval()
-            G.img_shape, G.num_classes, G.step = tr.cfg.model.img_shape, tr.cfg.model.num_classes, 0
-            m = scores(G, cfg, name, real, extractor, a.n)
-            G.train()
-            row = {"recipe": name, "family": cfg.model.family, "steps": tr.step_count,
-                   "images": tr.step_count * cfg.train.batch_size, "seconds": round(seconds, 1),
-                   "threads": torch.get_num_threads(), "amp": tr.precision, **m}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+            averages = [(name, tr.G_ema)] + [(f"{name}+{e.label}", e.G) for e in extras]
+            for label, G in averages:
+                G.eval()
+                G.img_shape, G.num_classes, G.step = tr.cfg.model.img_shape, tr.cfg.model.num_classes, 0
+                m = scores(G, cfg, label, real, extractor, a.n)
+                G.train()
+                row = {"recipe": label, "family": cfg.model.family, "steps": tr.step_count,
+                       "images": tr.step_count * cfg.train.batch_size, "seconds": round(seconds, 1),
+                       "threads": torch.get_num_threads(), "amp": tr.precision, **m}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
 
-        def budget(tr, metrics, run=run, marks=marks):
+        def budget(tr, metrics, run=run, marks=marks, extras=extras):
+            for e in extras:
+                e.update(tr)
             elapsed = time.perf_counter() - clock["start"] - clock["paused"]
             if a.steps or not marks or elapsed < marks[0]:
                 return
