@@ -16,7 +16,10 @@ checkpoints included, as a user would see them), then ``--n`` samples of G_ema a
 same 28x28 MNIST with the digit network's features: FID (with the real floor), KID, precision/recall and
 the confident rate. ``--extra-ema KIMG[:RAMPUP],...`` keeps further generator averages of the same run
 with those half-lives (ramped up like the recipe's own unless RAMPUP is given) and scores them at the same
-marks: a paired comparison of EMA settings on one training trajectory, free of run-to-run noise. The preset trains on MNIST padded to 32x32; its samples lose that 2-pixel border
+marks: a paired comparison of EMA settings on one training trajectory, free of run-to-run noise.
+On one thread a recipe's training is deterministic for its seed: repeat a run with another ``--seed``.
+
+The preset trains on MNIST padded to 32x32; its samples lose that 2-pixel border
 before scoring, so every recipe meets the identical real statistics. Run it on an otherwise idle machine.
 """
 import argparse
@@ -90,6 +93,9 @@ def main() -> None:
     p.add_argument("--recipes", default="preset,default,dcgan")
     p.add_argument("--set", nargs="*", default=[], help="section.field=value overrides for the preset")
     p.add_argument("--steps", type=int, default=0, help="stop at this step instead (for tuning at equal steps)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="training seed of every recipe (one thread and one seed give one trajectory: vary it "
+                        "for independent runs)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--n", type=int, default=5000)
     p.add_argument("--out", default=None, help="where the runs go (default: a temporary folder)")
@@ -121,7 +127,7 @@ def main() -> None:
         cfg = RECIPES[name]()
         if name == "preset":
             cfg = cfg.with_overrides(a.set)
-        cfg.train.steps = a.steps or 10**9
+        cfg.train.steps, cfg.train.seed = a.steps or 10**9, a.seed
         torch.manual_seed(0)
         marks = sorted(float(m) * 60 for m in a.minutes.split(","))
         clock = {"start": time.perf_counter(), "paused": 0.0}
@@ -145,7 +151,8 @@ def main() -> None:
                 G.img_shape, G.num_classes, G.step = tr.cfg.model.img_shape, tr.cfg.model.num_classes, 0
                 m = scores(G, cfg, label, real, extractor, a.n)
                 G.train()
-                row = {"recipe": label, "family": cfg.model.family, "steps": tr.step_count,
+                row = {"recipe": label, "family": cfg.model.family, "seed": cfg.train.seed,
+                       "steps": tr.step_count,
                        "images": tr.step_count * cfg.train.batch_size, "seconds": round(seconds, 1),
                        "threads": torch.get_num_threads(), "amp": tr.precision, **m}
                 rows.append(row)
