@@ -40,7 +40,7 @@ from ganforge.metrics.features import get_extractor
 from ganforge.metrics.options import EvalOptions, parse_metrics
 from ganforge.metrics.sources import GeneratorSource
 from ganforge.presets import preset_config
-from ganforge.train.regularizers import ema_beta
+from ganforge.train.regularizers import ema_beta, update_average
 from ganforge.train.run import Run
 from ganforge.train.trainer import Trainer
 
@@ -74,17 +74,17 @@ class ExtraEma:
 
     def __init__(self, trainer: Trainer, spec: str):
         kimg, _, rampup = spec.partition(":")
-        self.kimg, self.rampup = float(kimg), float(rampup) if rampup else trainer.cfg.train.ema_rampup
+        try:
+            self.kimg, self.rampup = float(kimg), float(rampup) if rampup else trainer.cfg.train.ema_rampup
+        except ValueError:
+            raise SystemExit(f"--extra-ema: '{spec}' is not KIMG or KIMG:RAMPUP (e.g. 500 or 500:0.1)") from None
         self.label = f"ema{self.kimg:g}" + (f"r{self.rampup:g}" if rampup else "")
         self.G = copy.deepcopy(trainer.G).eval().requires_grad_(False)
 
     def update(self, tr: Trainer) -> None:
         t = tr.cfg.train
-        beta = ema_beta(t.batch_size, tr.step_count * t.batch_size * t.d_steps, self.kimg, self.rampup)
-        with torch.no_grad():
-            torch._foreach_lerp_(list(self.G.parameters()), list(tr.G.parameters()), 1 - beta)
-            for b_ema, b in zip(self.G.buffers(), tr.G.buffers()):
-                b_ema.copy_(b)
+        update_average(self.G, tr.G, ema_beta(t.batch_size, tr.step_count * t.batch_size * t.d_steps,
+                                              self.kimg, self.rampup))
 
 
 def main() -> None:

@@ -32,6 +32,18 @@ def ema_beta(batch_size: int, images_seen: int, ema_kimg: float, ema_rampup: flo
     return 0.5 ** (batch_size / max(ema_nimg, 1e-8))
 
 
+@torch.no_grad()
+def update_average(avg: torch.nn.Module, net: torch.nn.Module, beta: float) -> None:
+    """avg <- beta * avg + (1 - beta) * net for parameters (beta 0 copies); buffers are copied."""
+    averaged, params = list(avg.parameters()), list(net.parameters())
+    if beta == 0.0:
+        torch._foreach_copy_(averaged, params)
+    else:
+        torch._foreach_lerp_(averaged, params, 1 - beta)
+    for b_avg, b in zip(avg.buffers(), net.buffers()):
+        b_avg.copy_(b)
+
+
 def has_mapping(G) -> bool:
     return hasattr(G, "mapping") and hasattr(G, "synthesis")
 

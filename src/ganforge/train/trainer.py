@@ -311,13 +311,7 @@ class Trainer:
             decay = t.ema_decay
             # Warm-up: a young run's average should not be dominated by its random initial weights.
             beta = min(decay, (1 + self.step_count) / (10 + self.step_count)) if decay > 0 else 0.0
-        ema, params = list(self.G_ema.parameters()), list(self.G.parameters())
-        if beta == 0.0:
-            torch._foreach_copy_(ema, params)
-        else:
-            torch._foreach_lerp_(ema, params, 1 - beta)
-        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers()):
-            b_ema.copy_(b)
+        reg.update_average(self.G_ema, self.G, beta)
 
     # ----------------------------------------------------------------- sampling
     @torch.no_grad()
