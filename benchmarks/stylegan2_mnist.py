@@ -78,6 +78,8 @@ class ExtraEma:
             self.kimg, self.rampup = float(kimg), float(rampup) if rampup else trainer.cfg.train.ema_rampup
         except ValueError:
             raise SystemExit(f"--extra-ema: '{spec}' is not KIMG or KIMG:RAMPUP (e.g. 500 or 500:0.1)") from None
+        if self.kimg <= 0 or self.rampup < 0:
+            raise SystemExit(f"--extra-ema: '{spec}' needs KIMG > 0 and RAMPUP >= 0 (e.g. 500 or 500:0.1)")
         self.label = f"ema{self.kimg:g}" + (f"r{self.rampup:g}" if rampup else "")
         self.G = copy.deepcopy(trainer.G).eval().requires_grad_(False)
 
