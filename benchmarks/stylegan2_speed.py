@@ -24,7 +24,7 @@ training/ are used; `requests`, which dnnlib imports for downloads, is stubbed w
     git clone https://github.com/NVlabs/stylegan2-ada-pytorch /tmp/sg2ada
     git -C /tmp/sg2ada checkout d72cc7d041b42ec8e806021a205ed9349f87c6a4
     python benchmarks/stylegan2_speed.py --official /tmp/sg2ada [--batch 32] [--steps 48] [--warmup 16]
-        [--threads 2] [--precision fp32|bf16|auto] [--profile] [--json]
+        [--threads 2] [--precision fp32|bf16|auto] [--[no-]channels-last] [--profile] [--json]
 """
 import argparse
 import copy
@@ -151,7 +151,7 @@ class Official:
         self.counts[name] += 1
 
 
-def ganforge_trainer(batch: int, precision: str, images: torch.Tensor, channels_last: bool = False):
+def ganforge_trainer(batch: int, precision: str, images: torch.Tensor, channels_last: bool | str = "auto"):
     from ganforge.config import DataConfig, ModelConfig, RunConfig, TrainConfig
     from ganforge.data import ImageDataset
     from ganforge.train.trainer import Trainer
@@ -188,7 +188,8 @@ def main():
     p.add_argument("--warmup", type=int, default=16, help="untimed steps per side first")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "auto"], help="ganforge's (official: fp32)")
-    p.add_argument("--channels-last", action="store_true", help="ganforge in channels-last memory format")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default="auto",
+                   help="ganforge's memory format; neither flag: ganforge's default (auto: channels-last on x86)")
     p.add_argument("--profile", action="store_true", help="also list the top ops of each side (torch.profiler)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the report")
     a = p.parse_args()
@@ -223,7 +224,7 @@ def main():
     per_step = {name: sum(c) / a.steps for name, c in cycles.items()}
     out = {
         "config": {"batch": a.batch, "steps": a.steps, "warmup": a.warmup, "threads": torch.get_num_threads(),
-                   "ganforge_precision": trainer.precision, "channels_last": a.channels_last, "torch": torch.__version__},
+                   "ganforge_precision": trainer.precision, "channels_last": trainer.channels_last, "torch": torch.__version__},
         "official_code": check,
         "load_avg_1m": [round(load_before[0], 2), round(load_after[0], 2)],
         "seconds_per_step": {k: round(v, 4) for k, v in per_step.items()},
@@ -244,7 +245,8 @@ def main():
         return
     c = out["config"]
     print(f"StyleGAN2 training step, fixture config, batch {c['batch']}, {c['threads']} threads, torch {c['torch']}; "
-          f"{a.steps} timed steps per side after {a.warmup} warm-up; ganforge precision {c['ganforge_precision']}")
+          f"{a.steps} timed steps per side after {a.warmup} warm-up; ganforge precision {c['ganforge_precision']}, "
+          f"{'channels-last' if c['channels_last'] else 'NCHW'}")
     print(f"official code: {check}; load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after")
     for name in sides:
         print(f"  {name:9s} {per_step[name]:.3f} s/step  {a.batch / per_step[name]:7.1f} img/s   "

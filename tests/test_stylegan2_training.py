@@ -223,3 +223,34 @@ def test_init_fine_tunes_from_another_runs_networks(tmp_path, capsys):
     assert RunConfig.load(tmp_path / "b").model.g_width == 8
     assert main(["train", "digits", "--resolution", "8", "--init", str(tmp_path / "a"), "--steps", "1"]) == 2
     assert "has resolution 16 but this data gives 8" in capsys.readouterr().err
+
+
+def test_channels_last_auto_is_on_for_stylegan2_on_x86_cpus_only(monkeypatch, sg2_cfg, digits, tmp_path):
+    from ganforge.train.trainer import resolve_channels_last
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    assert resolve_channels_last("auto", "stylegan2", cpu) and resolve_channels_last("auto", "cstylegan2", cpu)
+    assert not resolve_channels_last("auto", "cdcgan", cpu)
+    assert not resolve_channels_last("auto", "stylegan2", cuda)
+    assert resolve_channels_last(True, "mlp", cuda) and not resolve_channels_last(False, "stylegan2", cpu)
+    monkeypatch.setattr("platform.machine", lambda: "arm64")
+    assert not resolve_channels_last("auto", "stylegan2", cpu)
+    with pytest.raises(ConfigError, match="channels_last must be true, false or auto, got 'yes'"):
+        resolve_channels_last("yes", "stylegan2", cpu)
+
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    assert sg2_cfg.train.channels_last == "auto"  # the default
+    conv = "synthesis.b8.conv0.weight"
+    assert Trainer(sg2_cfg, digits).G.get_parameter(conv).is_contiguous(memory_format=torch.channels_last)
+    sg2_cfg.train.channels_last = False
+    assert Trainer(sg2_cfg, digits).G.get_parameter(conv).is_contiguous()
+    # The command line: neither flag leaves auto in the run's config, --no-channels-last turns it off.
+    base = ["train", "digits", "--resolution", "8", "--family", "stylegan2", "--g-width", "8", "--d-width", "8",
+            "--batch-size", "8", "--loss", "ns", "--steps", "1", "--quiet"]
+    assert main([*base, "--out", str(tmp_path / "a")]) == 0
+    assert main([*base, "--no-channels-last", "--out", str(tmp_path / "b")]) == 0
+    assert main(["train", "--preset", "stylegan2-mnist", "digits", "--resolution", "4", "--g-width", "8",
+                 "--d-width", "8", "--batch-size", "8", "--steps", "1", "--no-channels-last", "--quiet",
+                 "--out", str(tmp_path / "c")]) == 0
+    assert [RunConfig.load(tmp_path / r).train.channels_last for r in "abc"] == ["auto", False, False]

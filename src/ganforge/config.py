@@ -85,7 +85,7 @@ class TrainConfig:
     log_every: int = 10  # steps between progress-bar / TensorBoard updates
     device: str = "auto"  # auto, cpu, cuda, mps
     precision: str = "auto"  # fp32, bf16 (autocast), or auto: bf16 on CPUs with AMX units, else fp32
-    channels_last: bool = False
+    channels_last: bool | str = "auto"  # true, false, or auto: on for the StyleGAN2 families on x86 CPUs
     tensorboard: bool = False
     grid_size: int = 64  # images in each sample grid
     eval_every: int = 0  # steps between FID evaluations (0: off); the best is kept as best.safetensors
