@@ -140,10 +140,15 @@ def test_bias_act_gradients_match_the_plain_formula(act, bias):
         y = ops.bias_act(x, b, act=act, gain=g)
         ref = fn(x + (b.reshape(1, -1, 1, 1) if bias else 0)) * g
         assert max_err(y, ref) < 1e-6
+        if bias:
+            grad_b = [torch.autograd.grad(v.square().sum(), b, retain_graph=True)[0] for v in (y, ref)]
+            assert torch.allclose(*grad_b, rtol=1e-6, atol=1e-5)
         gy, = torch.autograd.grad(y.square().sum(), x, create_graph=True)
         gr, = torch.autograd.grad(ref.square().sum(), x, create_graph=True)
         assert max_err(gy, gr) < 1e-5
         assert max_err(torch.autograd.grad(gy.sum(), x)[0], torch.autograd.grad(gr.sum(), x)[0]) < 1e-5
+        with torch.no_grad():  # inference keeps the official operation order, bit for bit
+            assert torch.equal(ops.bias_act(x, b, act=act, gain=g), fn(x + (b.reshape(1, -1, 1, 1) if bias else 0)) * g)
     if act == "linear" and not bias:
         assert ops.bias_act(x, None, gain=2.0) is not x and torch.equal(x, x.detach())  # input left alone
 

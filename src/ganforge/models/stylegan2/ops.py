@@ -98,16 +98,24 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, act: str = "linear"
              clamp: float | None = None) -> torch.Tensor:
     """Add a per-channel bias (dimension 1), apply the activation, scale by its gain, optionally clamp."""
     fn, default_gain = ACTIVATIONS[act]
-    # Scaling in place saves writing a fresh tensor. It is safe where x will be a tensor made here that no
-    # backward reads: the bias sum, or a leaky ReLU's output (its backward reads the input). Not a ReLU's
-    # output, which its backward reads, and never the caller's own tensor.
-    fresh = act == "lrelu" or (b is not None and act == "linear")
-    if b is not None:
-        x = x + b.reshape([1, -1] + [1] * (x.ndim - 2))
-    x = fn(x)
     gain = default_gain if gain is None else gain
-    if gain != 1:
-        x = x.mul_(gain) if fresh else x * gain
+    bias = None if b is None else b.reshape([1, -1] + [1] * (x.ndim - 2))
+    if act == "lrelu" and bias is not None and gain > 0 and torch.is_grad_enabled():
+        # lrelu(x + b) * gain == lrelu(gain * x + gain * b) for gain > 0: bias and gain in one pass, then the
+        # activation in place on that fresh tensor (its backward reads the output, which nothing changes later).
+        # Two passes instead of three (4% of a CPU training step); the round-off differs from the official order
+        # by ~1 ulp, so inference (no grad) keeps the official order and reproduces its images bit for bit.
+        x = F.leaky_relu_(torch.add(bias * gain, x, alpha=gain), 0.2)
+    else:
+        # Scaling in place saves writing a fresh tensor. It is safe where x will be a tensor made here that no
+        # backward reads: the bias sum, or a leaky ReLU's output (its backward reads the input). Not a ReLU's
+        # output, which its backward reads, and never the caller's own tensor.
+        fresh = act == "lrelu" or (bias is not None and act == "linear")
+        if bias is not None:
+            x = x + bias
+        x = fn(x)
+        if gain != 1:
+            x = x.mul_(gain) if fresh else x * gain
     if clamp is not None and clamp >= 0:
         x = x.clamp(-clamp, clamp)
     return x
