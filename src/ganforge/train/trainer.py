@@ -62,8 +62,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def resolve_channels_last(value: bool | str, family: str, device: torch.device) -> bool:
     """'auto' is channels-last where it was measured faster: the StyleGAN2 families on x86 CPUs, whose oneDNN
-    convolutions then skip a layout conversion around every call (1.43x -> 1.64x the official step with AVX-512,
-    4% faster with AVX2 only; docs/benchmarks.md). No gain was measured for the small DCGANs at 28x28."""
+    convolutions then skip a layout conversion around every call (16% faster with AVX-512, 10% with AVX2 only;
+    docs/benchmarks.md). No gain was measured for the small DCGANs at 28x28."""
     if isinstance(value, bool):
         return value
     if value != "auto":
