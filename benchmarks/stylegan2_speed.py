@@ -224,7 +224,8 @@ def main():
     per_step = {name: sum(c) / a.steps for name, c in cycles.items()}
     out = {
         "config": {"batch": a.batch, "steps": a.steps, "warmup": a.warmup, "threads": torch.get_num_threads(),
-                   "ganforge_precision": trainer.precision, "channels_last": trainer.channels_last, "torch": torch.__version__},
+                   "ganforge_precision": trainer.precision, "channels_last": trainer.channels_last,
+                   "torch": torch.__version__},
         "official_code": check,
         "load_avg_1m": [round(load_before[0], 2), round(load_after[0], 2)],
         "seconds_per_step": {k: round(v, 4) for k, v in per_step.items()},
