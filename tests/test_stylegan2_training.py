@@ -182,8 +182,17 @@ def test_cli_preset_trains_and_flags_override(tmp_path, capsys):
                  "--g-width", "8", "--d-width", "8", "--batch-size", "8", "--out", str(out), "--quiet"])
     assert code == 0
     cfg = RunConfig.load(out)
-    assert cfg.model.family == "cstylegan2" and cfg.data.pad == 2 and cfg.data.resolution == 16  # 12 + 2 * 2
+    assert cfg.model.family == "cstylegan2" and cfg.data.pad == 2 and cfg.model.resolution == 16  # 12 + 2 * 2
+    assert cfg.data.resolution == 12  # before the border: loading the config again must not pad twice
     assert cfg.model.g_width == 8 and cfg.train.r1_every == 16 and cfg.train.batch_size == 8
+    assert load_dataset(cfg.data).resolution == 16
+    assert main(["train", "--resume", str(out), "--steps", "3", "--quiet"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    # A run saved by version 1 recorded the padded size; loading it migrates the config.
+    old = cfg.to_dict() | {"version": 1}
+    old["data"]["resolution"] = 16
+    migrated = RunConfig.from_dict(old)
+    assert (migrated.data.resolution, migrated.version) == (12, 2)
     assert main(["train", "--preset", "paper256", "--steps", "1"]) == 2
     assert "preset paper256 needs DATA" in capsys.readouterr().err
 

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-CONFIG_VERSION = 1
+# 2: a finished run's data.resolution is the size before data.pad's border (version 1 stored the size after
+# it, so reloading such a run padded twice); from_dict migrates version-1 configs.
+CONFIG_VERSION = 2
 
 
 class ConfigError(ValueError):
@@ -110,13 +112,18 @@ class RunConfig:
     def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
         if not isinstance(d, dict):
             raise ConfigError("config must be a JSON object")
-        return cls(
+        cfg = cls(
             data=_build(DataConfig, d.get("data", {}), "data"),
             model=_build(ModelConfig, d.get("model", {}), "model"),
             train=_build(TrainConfig, d.get("train", {}), "train"),
             class_names=list(d.get("class_names", [])),
             version=int(d.get("version", CONFIG_VERSION)),
         )
+        data, model = cfg.data, cfg.model
+        if cfg.version < 2 and data.pad and data.resolution == model.resolution:
+            data.resolution -= 2 * data.pad  # a version-1 run recorded its padded size
+        cfg.version = max(cfg.version, CONFIG_VERSION)
+        return cfg
 
     def with_overrides(self, items: list[str]) -> "RunConfig":
         """A copy with ``section.field=value`` items applied (value as JSON, else as a plain string)."""

@@ -87,7 +87,8 @@ def complete_config(cfg: RunConfig, data: ImageDataset) -> RunConfig:
     if m.d_norm == "auto":
         m.d_norm = "none" if (m.spectral_norm or cfg.train.loss == "wgan-gp") else "batch"
     cfg.class_names = list(data.class_names) if m.num_classes else []
-    cfg.data.resolution, cfg.data.channels = data.resolution, data.channels
+    # The size before the border, so that loading this config again (resume, eval) gives the same images.
+    cfg.data.resolution, cfg.data.channels = data.resolution - 2 * cfg.data.pad, data.channels
     return cfg
 
 
