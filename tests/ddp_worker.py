@@ -22,3 +22,4 @@ keep = {k: v for k, v in tensors.items() if k.split(".")[0] in ("G", "G_ema", "D
 keep["next_indices"] = tr._next_indices()
 save_file({k: v.contiguous() for k, v in keep.items()}, f"{out}/rank{info.rank}.safetensors")
 distributed.shutdown(info)
+distributed.exit_worker(0)

@@ -40,3 +40,10 @@ def test_cli_under_torchrun_only_rank0_writes(tmp_path):
     import ganforge
 
     assert ganforge.load(out).step == 3
+
+
+def test_exit_worker_flushes_output_and_keeps_the_status():
+    code = ("import sys; from ganforge.train.distributed import exit_worker; "
+            "print('written', end=''); sys.stderr.write('note'); exit_worker(3); print('never')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (3, "written", "note")

@@ -190,6 +190,8 @@ def cmd_train(a) -> int:
         distributed.shutdown(dist, wait=False)  # the other ranks may never reach a barrier
         raise
     distributed.shutdown(dist)
+    if dist.active:
+        distributed.exit_worker(status)
     return status
 
 

@@ -192,6 +192,8 @@ class Run:
         finally:
             bar.close()
             restore()
+            if self._tb is not None:
+                self._tb.flush()  # its own timer flushes every 2 minutes; a torchrun worker exits without teardown
         return self.stop_reason or "done"
 
     def _install_signal_handlers(self):
