@@ -1,4 +1,5 @@
 """StyleGAN2 training: lazy R1, path length, style mixing, EMA half-life, ADA, presets and mixed precision."""
+import json
 import math
 
 import pytest
@@ -263,3 +264,32 @@ def test_channels_last_auto_is_on_for_stylegan2_on_x86_cpus_only(monkeypatch, sg
                  "--d-width", "8", "--batch-size", "8", "--steps", "1", "--no-channels-last", "--quiet",
                  "--out", str(tmp_path / "c")]) == 0
     assert [RunConfig.load(tmp_path / r).train.channels_last for r in "abc"] == ["auto", False, False]
+
+
+def _load_kimg_benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "stylegan2_kimg.py"
+    spec = importlib.util.spec_from_file_location("stylegan2_kimg", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_kimg_benchmark_times_whole_cycles_of_a_shrunk_preset(capsys):
+    bench = _load_kimg_benchmark()
+    options = '{"mapping_layers": 2, "w_dim": 16, "channel_base": 256, "mbstd_group": 4, "num_fp16_res": 1, ' \
+              '"conv_clamp": 256}'
+    out = bench.main(["--device", "cpu", "--resolution", "16", "--batch", "4", "--steps", "16", "--warmup", "0",
+                      "--set", "model.z_dim=16", "--set", f"model.options={options}", "--json"])
+    assert json.loads(capsys.readouterr().out) == out
+    assert (out["resolution"], out["batch"], out["timed_kimg"], out["fp16_blocks"]) == (16, 4, 0.064, [16])
+    assert len(out["cycle_seconds"]) == 1
+    assert out["s_per_kimg"] == pytest.approx(out["cycle_seconds"][0] / 0.064, rel=0.01)
+    assert out["published_s_per_kimg"] is None  # a changed preset is not the paper's configuration
+    assert out["ada_p"] is not None and out["device_type"] == "cpu"
+    with pytest.raises(SystemExit, match="--steps must be a positive multiple of 16"):
+        bench.main(["--steps", "20"])
+    with pytest.raises(SystemExit, match="unknown preset"):
+        bench.main(["--preset", "nope"])

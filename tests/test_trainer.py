@@ -113,6 +113,14 @@ def test_cpu_training_keeps_freed_memory_with_glibc():
     assert trainer_module.keep_freed_memory() is True  # idempotent
 
 
+def test_cudnn_autotuner_is_turned_on_for_cuda_only(monkeypatch):
+    from ganforge.train.trainer import tune_cudnn
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)  # restored after the test
+    assert tune_cudnn(torch.device("cpu")) is False and torch.backends.cudnn.benchmark is False
+    assert tune_cudnn(torch.device("cuda")) is True and torch.backends.cudnn.benchmark is True
+
+
 def test_config_overrides_parse_json_or_plain_strings():
     from ganforge.config import RunConfig
 
