@@ -33,14 +33,10 @@ def fail(msg: str):
 
 def build(a):
     """(config, data set) for the run: the preset with the command's changes applied."""
-    from ganforge.config import ConfigError
     from ganforge.data import ImageDataset, load_dataset
     from ganforge.presets import preset_config
 
-    try:
-        cfg = preset_config(a.preset).with_overrides(a.set)
-    except ConfigError as e:
-        fail(str(e))
+    cfg = preset_config(a.preset).with_overrides(a.set)
     if a.resolution:
         cfg.data.resolution = a.resolution
     if a.batch:
@@ -148,7 +144,14 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.steps < CYCLE or a.steps % CYCLE or a.warmup < 0:
         fail(f"--steps must be a positive multiple of {CYCLE} and --warmup at least 0")
-    out = measure(a)
+    from ganforge.config import ConfigError
+    from ganforge.data import DataError
+    from ganforge.train.trainer import TrainError
+
+    try:
+        out = measure(a)
+    except (ConfigError, DataError, TrainError) as e:
+        fail(str(e))
     print(json.dumps(out) if a.json else report(out))
     return out
 
