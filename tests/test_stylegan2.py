@@ -3,6 +3,7 @@ import json
 import math
 import os
 import pickle
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -151,6 +152,46 @@ def test_bias_act_gradients_match_the_plain_formula(act, bias):
             assert torch.equal(ops.bias_act(x, b, act=act, gain=g), ref)
     if act == "linear" and not bias:
         assert ops.bias_act(x, None, gain=2.0) is not x and torch.equal(x, x.detach())  # input left alone
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "autocast"])
+def test_pointwise_conv_in_bfloat16_on_cpu_is_a_matrix_product(layout):
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 5)
+    w = torch.randn(6, 3, 1, 1)
+    ref = torch.nn.functional.conv2d(x, w)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    cast = (lambda t: t) if layout == "autocast" else (lambda t: t.to(torch.bfloat16))
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=layout == "autocast"):
+        assert ops._bf16_on_cpu(cast(x)) and not ops._bf16_on_cpu(x.double())
+        y = ops.conv2d_resample(cast(x), cast(w))
+    assert y.dtype == torch.bfloat16 and y.shape == (2, 6, 5, 5)
+    assert y.is_contiguous(memory_format=torch.channels_last) == (layout == "channels_last")
+    assert max_err(y.float(), ref) < 0.02 * ref.abs().max()
+    # float32 keeps the convolution (and with it bit-exact parity with the official networks)
+    assert torch.equal(ops.conv2d_resample(x, w), torch.nn.functional.conv2d(x, w))
+
+
+def test_r1_through_a_bfloat16_rgb_pointwise_conv_survives_the_shape_onednn_dies_on():
+    # A subprocess, since the failure is SIGFPE (on CPUs with AMX tiles; elsewhere this passes either way):
+    # batch 8 x 256 x 256 = 2^19, 3 -> 64 channels. `ganforge train` reaches it through reduced-precision
+    # blocks (num_fp16_res); autocast, which takes the same path here, stands in for them.
+    code = """if True:
+        import torch
+        from ganforge.models.stylegan2 import ops
+        torch.manual_seed(0)
+        x = torch.randn(8, 3, 256, 256, requires_grad=True)
+        w = torch.randn(64, 3, 1, 1, requires_grad=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = ops.conv2d_resample(x, w).float()
+        g, = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+        g.square().sum().backward()
+        print(bool(torch.isfinite(w.grad).all()), w.grad.abs().sum().item() > 0)
+    """
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert (proc.returncode, proc.stdout.split()) == (0, ["True", "True"]), proc.stderr[-2000:]
+
 
 def test_minibatch_std_groups():
     torch.manual_seed(0)

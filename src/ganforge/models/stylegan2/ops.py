@@ -127,7 +127,32 @@ def _conv(x, w, stride=1, padding=0, groups=1, transpose=False, flip_weight=True
         w = w.flip([2, 3])
     if transpose:
         return F.conv_transpose2d(x, w, stride=stride, padding=padding, groups=groups)
+    if w.shape[2:] == (1, 1) and stride == 1 and not any(_pad4(padding)) and groups == 1 and _bf16_on_cpu(x):
+        return _pointwise_conv(x, w)
     return F.conv2d(x, w, stride=stride, padding=padding, groups=groups)
+
+
+def _bf16_on_cpu(x: torch.Tensor) -> bool:
+    """Whether a convolution of ``x`` runs in bfloat16 on the CPU (its own dtype, or autocast's)."""
+    if x.device.type != "cpu":
+        return False
+    autocast = torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    return x.dtype == torch.bfloat16 or (autocast and x.dtype in (torch.float32, torch.float16))  # what autocast casts
+
+
+def _pointwise_conv(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution as the matrix product it is, in ``x``'s memory format.
+
+    Used for bfloat16 on CPUs: there oneDNN (torch 2.13) dies with SIGFPE on the double backward of a
+    1x1 convolution from 3 channels to 48 or more when batch x height x width is 2^19 (an RGB
+    fromRGB layer under R1 at 256x256 with batch 8, 128x128 with batch 32, ...), because autograd
+    computes that weight gradient as a convolution whose kernel covers the whole image. A matrix product
+    differentiates into matrix products, which do not take that path."""
+    n, c, h, wd = x.shape
+    w2 = w.reshape(w.shape[0], c)
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return (x.permute(0, 2, 3, 1) @ w2.t()).permute(0, 3, 1, 2)
+    return (w2 @ x.reshape(n, c, h * wd)).reshape(n, -1, h, wd)
 
 
 def conv2d_resample(x: torch.Tensor, w: torch.Tensor, f: torch.Tensor | None = None, up: int = 1, down: int = 1,
