@@ -177,6 +177,15 @@ def test_presets_are_complete_configs():
         preset_config("nope")
 
 
+def test_gpu_presets_warn_on_a_cpu(tmp_path, capsys):
+    # The warning comes before any data is read, so a missing folder ends the run right after it.
+    assert main(["train", str(tmp_path / "missing"), "--preset", "paper256", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "warning: preset paper256 is sized for a GPU" in err and "not found" in err
+    assert main(["train", str(tmp_path / "missing"), "--preset", "stylegan2-mnist", "--device", "cpu"]) == 2
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_cli_preset_trains_and_flags_override(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["train", "digits", "--preset", "stylegan2-mnist", "--resolution", "12", "--steps", "2",

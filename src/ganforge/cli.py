@@ -171,6 +171,7 @@ def _config_from_args(a) -> RunConfig:
 
 
 def cmd_train(a) -> int:
+    from .presets import GPU_PRESETS
     from .train import distributed
     from .train.trainer import resolve_device
 
@@ -184,6 +185,10 @@ def cmd_train(a) -> int:
         cfg = _config_from_args(a)
     device = resolve_device(a.device if "device" in a.explicit or not a.resume else cfg.train.device)
     dist = distributed.init_from_env(device.type)
+    if a.preset in GPU_PRESETS and device.type == "cpu" and dist.is_main:
+        print(f"warning: preset {a.preset} is sized for a GPU; on a 2-core CPU paper256 trains at about 1,400 s "
+              "per thousand images (docs/benchmarks.md), so the paper's length would take over a year",
+              file=sys.stderr)
     try:
         status = _train(a, cfg, device, dist)
     except BaseException:

@@ -63,6 +63,10 @@ PRESETS: dict[str, tuple[str, Callable[[], RunConfig]]] = {
 }
 
 
+# Configurations sized for GPUs; measured on a 2-core CPU, paper256 trains at about 1,400 s per thousand images.
+GPU_PRESETS = ("paper256", "paper512", "paper1024", "stylegan2")
+
+
 def preset_config(name: str) -> RunConfig:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset '{name}'; choose one of: {', '.join(PRESETS)}")
