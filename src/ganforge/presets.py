@@ -3,7 +3,7 @@
 * ``stylegan2-mnist``: a small class-conditional StyleGAN2 for the bundled MNIST, padded to 32x32, on a
   CPU. Batch 16 and R1 gamma 1 (the fastest of the variants measured), 24,000 steps (384 thousand
   images): StyleGAN2 collapses early on this small set, then recovers; at 40 minutes on one core (its
-  24,000 steps) it was ahead of the DCGAN default's FID in all three seeded side-by-side runs measured,
+  24,000 steps) it was ahead of the DCGAN default's FID in all four seeded side-by-side runs measured,
   behind at 20 minutes and behind or level at 30 (docs/benchmarks.md).
 * ``paper256`` / ``paper512`` / ``paper1024`` / ``stylegan2``: the StyleGAN2-ADA paper's configurations
   for GPUs (minibatch, minibatch-std group, feature maps, learning rate, R1 gamma, EMA half-life, 8
