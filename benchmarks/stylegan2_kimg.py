@@ -37,9 +37,9 @@ def build(a):
     from ganforge.presets import preset_config
 
     cfg = preset_config(a.preset).with_overrides(a.set)
-    if a.resolution:
+    if a.resolution is not None:
         cfg.data.resolution = a.resolution
-    if a.batch:
+    if a.batch is not None:
         cfg.train.batch_size = a.batch
     cfg.train.precision = a.precision
     if a.data:
@@ -67,7 +67,7 @@ def device_name(device: torch.device) -> str:
 def measure(a) -> dict:
     from ganforge.train.trainer import Trainer
 
-    if a.threads:
+    if a.threads is not None:
         torch.set_num_threads(a.threads)
     cfg, data = build(a)
     trainer = Trainer(cfg, data, device=a.device)
@@ -109,7 +109,7 @@ def _reduced_precision_blocks(G) -> list[int]:
 
 def _is_preset_as_published(a) -> bool:
     """Only the unchanged preset is comparable with the paper's figure."""
-    return not (a.set or a.resolution or a.batch) and a.precision == "fp32"
+    return not a.set and a.resolution is None and a.batch is None and a.precision == "fp32"
 
 
 def report(out: dict) -> str:
@@ -144,6 +144,9 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.steps < CYCLE or a.steps % CYCLE or a.warmup < 0:
         fail(f"--steps must be a positive multiple of {CYCLE} and --warmup at least 0")
+    for name in ("resolution", "batch", "threads"):
+        if getattr(a, name) is not None and getattr(a, name) < 1:
+            fail(f"--{name} must be a positive whole number, got {getattr(a, name)}")
     from ganforge.config import ConfigError
     from ganforge.data import DataError
     from ganforge.train.trainer import TrainError

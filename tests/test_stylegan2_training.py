@@ -302,5 +302,7 @@ def test_kimg_benchmark_times_whole_cycles_of_a_shrunk_preset(capsys):
         bench.main(["--steps", "20"])
     with pytest.raises(SystemExit, match="unknown preset"):
         bench.main(["--preset", "nope"])
+    with pytest.raises(SystemExit, match="--batch must be a positive whole number, got 0"):
+        bench.main(["--batch", "0"])  # not silently the preset's 64
     with pytest.raises(SystemExit, match="stylegan2_kimg: .*no-such-folder"):
         bench.main(["--data", "no-such-folder", "--device", "cpu"])
