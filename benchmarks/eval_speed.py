@@ -35,7 +35,7 @@ def main():
     data = load_dataset(DataConfig(source="mnist"))
     load_s = time.perf_counter() - t0
     if a.run:
-        from ganforge.api import load
+        from ganforge.generate.runs import load
 
         G = load(a.run)
     else:

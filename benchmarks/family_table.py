@@ -13,8 +13,8 @@ from pathlib import Path
 
 from ganforge.config import RunConfig
 from ganforge.data import load_dataset
-from ganforge.metrics.command import run_eval
 from ganforge.metrics.options import EvalOptions, parse_metrics
+from ganforge.metrics.pipeline import run_eval
 from ganforge.train.run import Run
 from ganforge.train.trainer import Trainer
 
@@ -38,7 +38,7 @@ for family in a.families.split(","):
     run = Run(trainer, Path(a.out) / family, progress=False)
     start = time.perf_counter()
 
-    def budget(tr, metrics, run=run):
+    def budget(tr, metrics, run=run, start=start):
         if time.perf_counter() - start > a.minutes * 60:
             run.request_stop("budget")
 

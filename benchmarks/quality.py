@@ -16,7 +16,7 @@ import torch
 
 from ganforge.config import RunConfig
 from ganforge.data import load_dataset
-from ganforge.generate import latents
+from ganforge.generate.sampling import latents
 from ganforge.metrics.digits import digit_scores, load_classifier, predict, split_mnist
 from ganforge.train.trainer import Trainer
 
@@ -30,7 +30,7 @@ def evaluate(tr: Trainer, clf, n: int) -> dict:
 
 def score_run(run: str, n: int) -> None:
     import ganforge
-    from ganforge.generate import sample
+    from ganforge.generate.sampling import sample
 
     G = ganforge.load(run)
     r = digit_scores(predict(load_classifier(), sample(G, n, seed=123)))

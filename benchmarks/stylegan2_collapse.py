@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 
 from ganforge.data import load_dataset
-from ganforge.images import grid
-from ganforge.presets import preset_config
+from ganforge.storage.images import grid
+from ganforge.train.presets import preset_config
 from ganforge.train.regularizers import ema_beta
 from ganforge.train.trainer import Trainer
 from stylegan2_speed import import_official

@@ -34,7 +34,7 @@ def fail(msg: str):
 def build(a):
     """(config, data set) for the run: the preset with the command's changes applied."""
     from ganforge.data import ImageDataset, load_dataset
-    from ganforge.presets import preset_config
+    from ganforge.train.presets import preset_config
 
     cfg = preset_config(a.preset).with_overrides(a.set)
     if a.resolution is not None:
@@ -147,9 +147,7 @@ def main(argv=None):
     for name in ("resolution", "batch", "threads"):
         if getattr(a, name) is not None and getattr(a, name) < 1:
             fail(f"--{name} must be a positive whole number, got {getattr(a, name)}")
-    from ganforge.config import ConfigError
-    from ganforge.data import DataError
-    from ganforge.train.trainer import TrainError
+    from ganforge.errors import ConfigError, DataError, TrainError
 
     try:
         out = measure(a)

@@ -31,15 +31,16 @@ from pathlib import Path
 
 import torch
 
-from ganforge.api import CheckpointError, load_run
 from ganforge.config import RunConfig
 from ganforge.data import load_dataset
-from ganforge.metrics.command import real_source
+from ganforge.errors import CheckpointError
+from ganforge.generate.runs import load_run
 from ganforge.metrics.evaluate import evaluate
 from ganforge.metrics.features import get_extractor
 from ganforge.metrics.options import EvalOptions, parse_metrics
+from ganforge.metrics.pipeline import real_source
 from ganforge.metrics.sources import GeneratorSource
-from ganforge.presets import preset_config
+from ganforge.train.presets import preset_config
 from ganforge.train.regularizers import ema_beta, update_average
 from ganforge.train.run import Run
 from ganforge.train.trainer import Trainer
@@ -121,7 +122,7 @@ def main() -> None:
         try:
             cfg, G, _ = load_run(a.score)
         except (CheckpointError, OSError) as e:
-            raise SystemExit(f"--score: {e}")
+            raise SystemExit(f"--score: {e}") from None
         print(json.dumps({"run": a.score, "family": cfg.model.family, "steps": G.step,
                           **scores(G, cfg, a.score, real, extractor, a.n)}))
         return
@@ -145,7 +146,7 @@ def main() -> None:
             run = Run(trainer, out / name, progress=False)
         extras = [ExtraEma(trainer, spec) for spec in a.extra_ema.split(",") if spec]
 
-        def score(tr, cfg=cfg, name=name, extras=extras):
+        def score(tr, cfg=cfg, name=name, extras=extras, clock=clock):
             seconds = time.perf_counter() - clock["start"] - clock["paused"]
             averages = [(name, tr.G_ema)] + [(f"{name}+{e.label}", e.G) for e in extras]
             for label, G in averages:
@@ -160,7 +161,7 @@ def main() -> None:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
 
-        def budget(tr, metrics, run=run, marks=marks, extras=extras):
+        def budget(tr, metrics, run=run, marks=marks, extras=extras, clock=clock, score=score):
             for e in extras:
                 e.update(tr)
             elapsed = time.perf_counter() - clock["start"] - clock["paused"]

@@ -72,7 +72,7 @@ def import_official(root: str | None):
         from torch_utils import misc
         from torch_utils.ops import conv2d_gradfix
         from training import loss, networks
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:
         fail(f"cannot import the official code from {path}: {type(e).__name__}: {e}")
     want = {"G_mapping", "G_synthesis", "style_mixing_prob", "pl_batch_shrink", "pl_decay", "pl_weight", "r1_gamma"}
     if not want <= set(inspect.signature(getattr(loss, "StyleGAN2Loss", object).__init__).parameters):

@@ -5,8 +5,9 @@ from safetensors.torch import save_file
 
 from ganforge.config import DataConfig, RunConfig
 from ganforge.data import load_dataset
+from ganforge.devices import set_cpu_threads
 from ganforge.train import distributed
-from ganforge.train.trainer import Trainer, set_cpu_threads
+from ganforge.train.trainer import Trainer
 
 out = sys.argv[1]
 info = distributed.init_from_env("cpu")

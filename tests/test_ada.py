@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ganforge.ada import TRANSFORMS, AdaController, AdaptiveAugment, resample
+from ganforge.train.augment.ada import TRANSFORMS, AdaController, AdaptiveAugment, resample
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -93,7 +93,7 @@ def test_resampler_matches_grid_sample_with_reflection():
 def test_zero_strengths_give_identity(pipe):
     x = images(h=15, w=20)  # odd and even sizes: a half-pixel misalignment would show
     aug = AdaptiveAugment(pipe, 1.0)
-    aug.strength = {name: 0.0 for name in aug.strength}
+    aug.strength = dict.fromkeys(aug.strength, 0.0)
     out = aug(x, gen())
     assert out is not x and torch.allclose(out, x, atol=1e-5)
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from ganforge.augment import cutout, diff_augment, parse_policy, translation
-from ganforge.config import ConfigError
+from ganforge.errors import ConfigError
+from ganforge.train.augment.diffaug import cutout, diff_augment, parse_policy, translation
 
 
 def test_translation_moves_content_and_fills_with_zero():

@@ -7,8 +7,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ganforge.checkpoint import (CheckpointError, atomic_write_bytes, load_checkpoint, load_module,
-                                 save_checkpoint)
+from ganforge.errors import CheckpointError
+from ganforge.storage.atomic import atomic_write_bytes
+from ganforge.storage.checkpoint import load_checkpoint, load_module, save_checkpoint
 from ganforge.train.run import Run
 from ganforge.train.trainer import Trainer
 
@@ -43,7 +44,7 @@ def test_save_killed_midway_leaves_a_loadable_checkpoint(tmp_path):
     save_checkpoint(path, {"x": torch.zeros(1)}, {"step": 0})
     script = textwrap.dedent(f"""
         import sys, torch
-        from ganforge.checkpoint import save_checkpoint
+        from ganforge.storage.checkpoint import save_checkpoint
         big = torch.randn(4_000_000)
         print("ready", flush=True)
         for i in range(1, 10**6):

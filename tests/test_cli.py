@@ -114,7 +114,7 @@ def test_sigterm_saves_and_resume_continues(tmp_path):
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143, stderr
     assert "ganforge train --resume" in stdout
-    step = json.loads(open(out / "log.jsonl").read().splitlines()[-1])["step"]
+    step = json.loads((out / "log.jsonl").read_text().splitlines()[-1])["step"]
     ckpt_step = ganforge.load(out).step
     assert ckpt_step >= 2 and ckpt_step >= step
     assert main(["train", "--resume", str(out), "--steps", str(ckpt_step + 2), "--quiet"]) == 0

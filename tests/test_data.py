@@ -13,7 +13,8 @@ import torch
 from PIL import Image
 
 from ganforge.config import DataConfig
-from ganforge.data import DataError, ImageDataset, builtin_datasets, default_cache_dir, load_dataset
+from ganforge.data import ImageDataset, builtin_datasets, default_cache_dir, load_dataset
+from ganforge.errors import DataError
 
 
 def save_img(path: Path, size=(10, 10), color=(200, 30, 30), mode="RGB", fmt=None) -> Path:

@@ -65,7 +65,7 @@ def test_eval_folder_against_itself_with_user_features(run_dir, tmp_path, monkey
 
 
 def test_train_eval_every_logs_fid_and_keeps_the_best(tmp_path):
-    from ganforge.api import load_run
+    from ganforge.generate.runs import load_run
     from ganforge.train.run import _saved_fid
 
     out = tmp_path / "run"

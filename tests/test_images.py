@@ -2,7 +2,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ganforge.images import grid, save_gif, save_video, to_uint8
+from ganforge.storage.images import grid, save_gif, save_video, to_uint8
 
 
 def test_to_uint8_maps_range():

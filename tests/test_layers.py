@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from ganforge.config import ConfigError, ModelConfig
+from ganforge.config import ModelConfig
+from ganforge.errors import ConfigError
 from ganforge.models import build, families
 from ganforge.models.layers import default_d_layers, default_g_layers, describe
 

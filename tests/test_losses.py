@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from ganforge.config import ConfigError
-from ganforge.losses import get_loss, gradient_penalty, r1_penalty
+from ganforge.errors import ConfigError
+from ganforge.train.losses import get_loss, gradient_penalty, r1_penalty
 
 R = torch.tensor([2.0, -1.0])
 F_ = torch.tensor([0.5, -3.0])

@@ -4,9 +4,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from ganforge.metrics.errors import EvalError
-from ganforge.metrics.lpips import (LPIPS, LPIPSWeightsError, default_lpips_path, load_lpips,
-                                    normalize_channels)
+from ganforge.errors import EvalError
+from ganforge.metrics.lpips import LPIPS, LPIPSWeightsError, default_lpips_path, load_lpips, normalize_channels
 
 CONV_INDICES = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
 

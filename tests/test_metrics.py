@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 from scipy import linalg
 
+from ganforge.errors import EvalError
 from ganforge.metrics import prdc
-from ganforge.metrics.errors import EvalError
 from ganforge.metrics.fid import fid_from_features, frechet_distance, gaussian_stats, real_floor
 from ganforge.metrics.kid import kid, mmd2_unbiased
 from ganforge.metrics.prdc import density_coverage, knn_radii, precision_recall
@@ -77,7 +77,7 @@ def test_real_floor_uses_disjoint_halves_at_the_same_n():
 def test_mmd2_unbiased_by_hand():
     x = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]])
     y = np.array([[0.0, 0.0], [2.0, 1.0], [-1.0, 1.0], [0.5, 0.5]])
-    k = lambda u, v: (np.dot(u, v) / 2 + 1) ** 3  # noqa: E731
+    k = lambda u, v: (np.dot(u, v) / 2 + 1) ** 3
     m, n = len(x), len(y)
     xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
     yy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))

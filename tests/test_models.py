@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from ganforge import models
-from ganforge.config import ConfigError, ModelConfig
+from ganforge.config import ModelConfig
+from ganforge.errors import ConfigError
 from ganforge.models.dcgan import plan
 
 

@@ -5,14 +5,20 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from ganforge import models
-from ganforge.checkpoint import module_tensors, save_checkpoint
 from ganforge.cli import main
 from ganforge.config import ModelConfig, RunConfig
-from ganforge.generate import GenerateError
+from ganforge.edit.project import (
+    ProjectionResult,
+    learning_rate,
+    load_target,
+    noise_regularizer,
+    project,
+    save_projection,
+    video_frames,
+)
+from ganforge.errors import GenerateError, StyleGANError
 from ganforge.metrics.lpips import LPIPS
-from ganforge.project import (ProjectionResult, learning_rate, load_target, noise_regularizer, project,
-                              save_projection, video_frames)
-from ganforge.stylegan_tools import StyleGANError
+from ganforge.storage.checkpoint import module_tensors, save_checkpoint
 
 W_DIM = 16
 

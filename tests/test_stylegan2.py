@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from ganforge import models
-from ganforge.config import ConfigError, DataConfig, ModelConfig
-from ganforge.models.stylegan2 import (Discriminator, Generator, OfficialStateError, importer, load_official_state,
-                                      ops)
+from ganforge.config import DataConfig, ModelConfig
+from ganforge.errors import ConfigError
+from ganforge.models.stylegan2 import Discriminator, Generator, OfficialStateError, importer, load_official_state, ops
 from ganforge.models.stylegan2.layers import MinibatchStdLayer
 
 FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "stylegan2-ada"

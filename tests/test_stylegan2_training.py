@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from conftest import straight_and_resumed
-
 from ganforge import models
 from ganforge.cli import main
-from ganforge.config import ConfigError, DataConfig, ModelConfig, RunConfig
+from ganforge.config import DataConfig, ModelConfig, RunConfig
 from ganforge.data import load_dataset
-from ganforge.presets import PRESETS, preset_config
+from ganforge.errors import ConfigError
 from ganforge.train import regularizers as reg
+from ganforge.train.presets import PRESETS, preset_config
 from ganforge.train.trainer import Trainer
 
 
@@ -225,7 +225,7 @@ def test_init_fine_tunes_from_another_runs_networks(tmp_path, capsys):
             "--z-dim", "8", "--batch-size", "8", "--loss", "ns", "--quiet"]
     assert main(["train", *base, "--steps", "1", "--out", str(tmp_path / "a")]) == 0
     a = load_dataset(DataConfig(source="digits", resolution=16))
-    from ganforge.checkpoint import load_checkpoint
+    from ganforge.storage.checkpoint import load_checkpoint
     from ganforge.train.trainer import init_weights
 
     cfg = RunConfig.load(tmp_path / "a")
@@ -245,7 +245,7 @@ def test_init_fine_tunes_from_another_runs_networks(tmp_path, capsys):
 
 
 def test_channels_last_auto_is_on_for_stylegan2_on_x86_cpus_only(monkeypatch, sg2_cfg, digits, tmp_path):
-    from ganforge.train.trainer import resolve_channels_last
+    from ganforge.devices import resolve_channels_last
 
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr("platform.machine", lambda: "x86_64")

@@ -6,18 +6,19 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_stylegan2 import SMALL_D, SMALL_G, _RunsCode, official_style_pickle
 
 import ganforge
+import ganforge.generate.sampling
 from ganforge import models
-from ganforge.checkpoint import module_tensors, save_checkpoint
-from ganforge.config import ConfigError, ModelConfig, RunConfig
-from ganforge.generate import generate, latents, sample
-from ganforge.images import to_uint8
+from ganforge.cli.stylegan import add_parsers
+from ganforge.config import ModelConfig, RunConfig
+from ganforge.errors import ConfigError, StyleGANError
+from ganforge.generate.sampling import generate, latents, sample
+from ganforge.generate.stylegan import BLANK, import_stylegan, interpolate_w, noise_variation, style_layers, style_mix
 from ganforge.models.stylegan2 import Discriminator, Generator, importer
-from ganforge.stylegan_cli import add_parsers
-from ganforge.stylegan_tools import (BLANK, StyleGANError, import_stylegan, interpolate_w, noise_variation,
-                                     style_layers, style_mix)
+from ganforge.storage.checkpoint import module_tensors, save_checkpoint
+from ganforge.storage.images import to_uint8
+from test_stylegan2 import SMALL_D, SMALL_G, _RunsCode, official_style_pickle
 
 
 def official_nets(c_dim=0, seed=0):
@@ -149,7 +150,7 @@ def test_generate_truncation_sweep_from_the_command_line(stylegan_run, dcgan_run
     names = sorted(p.name for p in (tmp_path / "pngs").iterdir())
     assert names == [f"psi{p}-{i:05d}.png" for p in ("0", "0.5", "1") for i in range(3)]
     G = ganforge.load(run)
-    table = ganforge.generate.truncation_sweep(G, 3, [1, 0.5, 0], seed=4)
+    table = ganforge.generate.sampling.truncation_sweep(G, 3, [1, 0.5, 0], seed=4)
     assert table.shape == (3, 3, *G.img_shape)
     assert torch.equal(table[:, 0], sample(G, 3, seed=4))  # psi 1 column: the plain samples
     assert torch.equal(table[:, 1], sample(G, 3, seed=4, truncation=0.5))
@@ -161,7 +162,7 @@ def test_generate_truncation_sweep_from_the_command_line(stylegan_run, dcgan_run
         assert im.size[0] == im.size[1]
 
     dc = ganforge.load(dcgan_run)  # z-space families sweep by scaling z
-    t = ganforge.generate.truncation_sweep(dc, 2, [1, 0.3], seed=1)
+    t = ganforge.generate.sampling.truncation_sweep(dc, 2, [1, 0.3], seed=1)
     assert torch.equal(t[:, 1], sample(dc, 2, seed=1, truncation=0.3))
     assert main(["generate", str(run), "--truncation", "1,3", "--grid", str(tmp_path / "x.png")]) == 2
     assert "truncation must be between 0 and 2" in capsys.readouterr().err
@@ -177,17 +178,17 @@ def test_class_centred_truncation_keeps_the_class():
     flat = generate(G, z, c, truncation=0)  # official: one average w for all classes
     assert torch.allclose(flat, flat[:1].expand_as(flat), atol=1e-6)
     centred = generate(G, z, c, truncation=0, center="class")
-    centers = ganforge.generate.class_w_centers(G)
+    centers = ganforge.generate.sampling.class_w_centers(G)
     assert centers.shape == (3, G.w_dim)
     with torch.no_grad():
         want = G.synthesis(centers[c][:, None].expand(-1, G.num_ws, -1), noise_mode="const")
     assert torch.allclose(centred, want, atol=1e-5)
     assert torch.allclose(centred[0], centred[1], atol=1e-6) and not torch.allclose(centred[0], centred[2])
     assert torch.equal(generate(G, z, c, center="class"), generate(G, z, c))  # psi 1: nothing to pull
-    sweep = ganforge.generate.truncation_sweep(G, 3, [0.5, 0], seed=2, center="class")  # centres found once
+    sweep = ganforge.generate.sampling.truncation_sweep(G, 3, [0.5, 0], seed=2, center="class")  # centres found once
     assert torch.allclose(sweep[:, 0], generate(G, latents(G, 3, 2), torch.arange(3), truncation=0.5,
                                                 center="class"), atol=1e-6)
-    with pytest.raises(ganforge.generate.GenerateError, match="truncation centre"):
+    with pytest.raises(ganforge.errors.GenerateError, match="truncation centre"):
         generate(G, z, c, truncation=0.5, center="mean")
 
 
@@ -204,7 +205,8 @@ def test_style_mix_grid(stylegan_run, tmp_path):
     assert torch.allclose(cells[0, 2], sample(G, 1, seed=4)[0], atol=1e-5)
     coarse = style_mix(G, rows, cols, styles="coarse")
     assert not torch.allclose(coarse[1, 1], coarse[0, 1]) and not torch.allclose(coarse[1, 1], coarse[1, 0])
-    assert Image.open(tmp_path / "mix.png").size == (4 * (4 * 18 + 2), 4 * (3 * 18 + 2))  # 16 px cells, 2 px borders, x4
+    # 16 px cells, 2 px borders, x4
+    assert Image.open(tmp_path / "mix.png").size == (4 * (4 * 18 + 2), 4 * (3 * 18 + 2))
     with pytest.raises(StyleGANError, match="no fine styles"):
         style_layers(G, "fine")
     with pytest.raises(StyleGANError, match=r"style layer 6 is out of range: this model has layers 0\.\.5"):

@@ -5,8 +5,7 @@ import pytest
 import torch
 
 from conftest import straight_and_resumed
-
-from ganforge.config import ConfigError
+from ganforge.errors import ConfigError
 from ganforge.train.trainer import Trainer
 
 
@@ -93,7 +92,8 @@ def test_class_conditional_training(tiny_cfg, digits):
     ("g_opt", "adagrad", "unknown optimizer 'adagrad'"), ("d_lr", -1.0, "d_lr must be positive"),
     ("ema_decay", 1.0, r"ema_decay must be in \[0, 1\)"), ("g_betas", (0.5, 1.5), "g_betas must lie in"),
     ("r1_gamma", -2.0, "r1_gamma must not be negative"), ("loss", "bce", "unknown loss 'bce'"),
-    ("precision", "fp8", "precision must be auto, fp32 or bf16"), ("batch_size", 0, "batch_size must be a positive whole number")])
+    ("precision", "fp8", "precision must be auto, fp32 or bf16"),
+    ("batch_size", 0, "batch_size must be a positive whole number")])
 def test_bad_settings_are_config_errors(tiny_cfg, digits, field, value, message):
     setattr(tiny_cfg.train, field, value)
     with pytest.raises(ConfigError, match=message):
@@ -104,17 +104,16 @@ def test_bad_settings_are_config_errors(tiny_cfg, digits, field, value, message)
 def test_cpu_training_keeps_freed_memory_with_glibc():
     import ctypes
 
-    from ganforge.train import trainer as trainer_module
-    try:
-        ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
+    from ganforge.devices import keep_freed_memory
+
+    if not hasattr(ctypes.CDLL("libc.so.6"), "mallopt"):
         pytest.skip("not glibc")
-    assert trainer_module.keep_freed_memory() is True
-    assert trainer_module.keep_freed_memory() is True  # idempotent
+    assert keep_freed_memory() is True
+    assert keep_freed_memory() is True  # idempotent
 
 
 def test_cudnn_autotuner_is_turned_on_for_cuda_only(monkeypatch):
-    from ganforge.train.trainer import tune_cudnn
+    from ganforge.devices import tune_cudnn
 
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)  # restored after the test
     assert tune_cudnn(torch.device("cpu")) is False and torch.backends.cudnn.benchmark is False

@@ -11,13 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ganforge.errors import ConfigError
+
 # 2: a finished run's data.resolution is the size before data.pad's border (version 1 stored the size after
 # it, so reloading such a run padded twice); from_dict migrates version-1 configs.
 CONFIG_VERSION = 2
-
-
-class ConfigError(ValueError):
-    """A configuration value or file that cannot be used."""
 
 
 @dataclass
@@ -109,7 +107,7 @@ class RunConfig:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RunConfig":
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
         if not isinstance(d, dict):
             raise ConfigError("config must be a JSON object")
         cfg = cls(
@@ -125,7 +123,7 @@ class RunConfig:
         cfg.version = max(cfg.version, CONFIG_VERSION)
         return cfg
 
-    def with_overrides(self, items: list[str]) -> "RunConfig":
+    def with_overrides(self, items: list[str]) -> RunConfig:
         """A copy with ``section.field=value`` items applied (value as JSON, else as a plain string)."""
         d = self.to_dict()
         for item in items:
@@ -141,12 +139,12 @@ class RunConfig:
         return RunConfig.from_dict(d)
 
     def save(self, path: str | Path) -> None:
-        from .checkpoint import atomic_write_bytes
+        from ganforge.storage.atomic import atomic_write_bytes
 
         atomic_write_bytes(Path(path), self.to_json().encode())
 
     @classmethod
-    def load(cls, path: str | Path) -> "RunConfig":
+    def load(cls, path: str | Path) -> RunConfig:
         path = Path(path)
         if path.is_dir():
             path = path / "config.json"

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import torch
 
-from ..config import DataConfig
-from . import cache as _cache
-from .builtin import BUILTINS, load_builtin
-from .core import (DEFAULT_FOLDER_RESOLUTION, FIT_MODES, IMAGE_EXTENSIONS, MIN_RESOLUTION, DataError,
-                   ImageDataset)
-from .files import Decoded, decode_all, scan_folder, scan_zip
+from ganforge.config import DataConfig
+from ganforge.data import cache as _cache
+from ganforge.data.builtin import BUILTINS, load_builtin
+from ganforge.data.core import DEFAULT_FOLDER_RESOLUTION, FIT_MODES, IMAGE_EXTENSIONS, MIN_RESOLUTION, ImageDataset
+from ganforge.data.files import Decoded, decode_all, scan_folder, scan_zip
+from ganforge.errors import DataError
 
 __all__ = ["DataError", "ImageDataset", "load_dataset", "builtin_datasets", "default_cache_dir",
            "IMAGE_EXTENSIONS"]

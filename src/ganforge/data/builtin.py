@@ -1,14 +1,14 @@
 """Built-in datasets that ship with installed packages, so they load with no download."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..config import DataConfig
-from .core import ImageDataset
+from ganforge.config import DataConfig
+from ganforge.data.core import ImageDataset
 
 
 def _load_mnist() -> tuple[np.ndarray, np.ndarray, int]:

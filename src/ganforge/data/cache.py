@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from .files import Decoded, FileSource
+from ganforge.data.files import Decoded, FileSource
+from ganforge.storage.atomic import atomic_write_with
 
 CACHE_FORMAT = 1  # bump when the preprocessing changes, so old caches are not reused
 
@@ -34,29 +33,18 @@ def cache_path(cache_dir: Path, key: str) -> Path:
 
 
 def save(path: Path, data: Decoded) -> None:
-    """Write atomically: a temp file in the same folder, fsync, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                images=data.images,
-                labels=data.labels if data.labels is not None else np.zeros(0, dtype=np.int64),
-                has_labels=np.array(data.labels is not None),
-                class_names=np.array(data.class_names, dtype=np.str_),
-                skipped=np.array(data.skipped, dtype=np.int64),
-                skip_message=np.array(data.skip_message, dtype=np.str_),
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    def write(f):
+        np.savez(
+            f,
+            images=data.images,
+            labels=data.labels if data.labels is not None else np.zeros(0, dtype=np.int64),
+            has_labels=np.array(data.labels is not None),
+            class_names=np.array(data.class_names, dtype=np.str_),
+            skipped=np.array(data.skipped, dtype=np.int64),
+            skip_message=np.array(data.skip_message, dtype=np.str_),
+        )
+
+    atomic_write_with(path, write)
 
 
 def load(path: Path) -> Decoded | None:

@@ -12,10 +12,6 @@ DEFAULT_FOLDER_RESOLUTION = 64
 MIN_RESOLUTION = 4
 
 
-class DataError(ValueError):
-    """A data source or data option that cannot be used; the message says what to do instead."""
-
-
 @dataclass
 class ImageDataset:
     """A whole dataset held in memory as uint8 images.

@@ -10,8 +10,9 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from tqdm import tqdm
 
-from . import images as imgs
-from .core import IMAGE_EXTENSIONS, DataError
+from ganforge.data import images as imgs
+from ganforge.data.core import IMAGE_EXTENSIONS
+from ganforge.errors import DataError
 
 PROGRESS_MIN_FILES = 200  # show a progress bar when decoding more files than this
 

@@ -6,6 +6,6 @@ callable); ``ganforge eval`` drives it through :mod:`.command`. The math lives i
 :mod:`.kid`, :mod:`.prdc` and :mod:`.scores`; :mod:`.digits` is the built-in digit network. Nothing heavy
 is imported here, so the CLI's parser stays quick to build.
 """
-from .errors import EvalError
+from ganforge.errors import EvalError
 
 __all__ = ["EvalError"]

@@ -56,8 +56,8 @@ def load_classifier(path: str | Path | None = None) -> DigitCNN:
 
 def split_mnist(seed: int = 0, test_fraction: float = 0.2):
     """The bundled MNIST digits, shuffled (the source is sorted by class) and split per class."""
-    from ..config import DataConfig
-    from ..data import load_dataset
+    from ganforge.config import DataConfig
+    from ganforge.data import load_dataset
 
     data = load_dataset(DataConfig(source="mnist", cache=False))
     x = data.images.float() / 127.5 - 1

@@ -14,15 +14,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .digits import digit_scores
-from .errors import EvalError
-from .features import DigitFeatures, is_digit_like
-from .fid import frechet_distance, gaussian_stats, real_floor
-from .kid import kid
-from .options import FEATURE_METRICS, GENERATOR_METRICS, METRICS, OPT_IN_METRICS, EvalOptions
-from .prdc import density_coverage, precision_recall
-from .scores import discriminator_mean, inception_score
-from .stats_cache import real_stats
+from ganforge.errors import EvalError
+from ganforge.metrics.digits import digit_scores
+from ganforge.metrics.features import DigitFeatures, is_digit_like
+from ganforge.metrics.fid import frechet_distance, gaussian_stats, real_floor
+from ganforge.metrics.kid import kid
+from ganforge.metrics.options import FEATURE_METRICS, GENERATOR_METRICS, METRICS, OPT_IN_METRICS, EvalOptions
+from ganforge.metrics.prdc import density_coverage, precision_recall
+from ganforge.metrics.scores import discriminator_mean, inception_score
+from ganforge.metrics.stats_cache import real_stats
 
 REAL_SEED = 0  # fixed, so the cached real features are reused whatever --seed is
 
@@ -147,7 +147,7 @@ def _generator_metrics(G, metrics, opts: EvalOptions, truncation: float, m: dict
     channels, resolution = G.img_shape[0], G.img_shape[1]
     skipped = result.setdefault("skipped", {})
     if "ppl" in metrics:
-        from .ppl import check_options, choose_distance, perceptual_path_length
+        from ganforge.metrics.ppl import check_options, choose_distance, perceptual_path_length
 
         space = check_options(G, opts.ppl_space, opts.ppl_sampling, opts.ppl_epsilon)  # fail before any work
         distance_fn, why = choose_distance(channels, resolution, opts.vgg, device)
@@ -160,7 +160,7 @@ def _generator_metrics(G, metrics, opts: EvalOptions, truncation: float, m: dict
             m.update(ppl=r["value"], ppl_space=r["space"], ppl_sampling=r["sampling"], ppl_epsilon=r["epsilon"],
                      ppl_distance=r["distance"], ppl_n=r["n"], ppl_kept=r["n_kept"])
     if "ls" in metrics:
-        from .separability import generator_separability
+        from ganforge.metrics.separability import generator_separability
 
         if getattr(G, "num_classes", 0):
             skipped["ls"] = ("the generator is class-conditional: the digit is its input, not something its latent "

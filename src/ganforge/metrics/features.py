@@ -9,14 +9,14 @@ from __future__ import annotations
 import hashlib
 import importlib
 import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from .digits import WEIGHTS, load_classifier
-from .errors import EvalError
+from ganforge.errors import EvalError
+from ganforge.metrics.digits import WEIGHTS, load_classifier
 
 FEATURE_CHOICES = "digits, inception or module:callable (e.g. mypkg.feats:embed)"
 
@@ -96,7 +96,7 @@ def get_extractor(spec: str, inception_weights: str | None = None, device: str =
     if spec == "digits":
         return DigitFeatures(device)
     if spec == "inception":
-        from .inception import InceptionFeatures
+        from ganforge.metrics.inception import InceptionFeatures
 
         return InceptionFeatures(inception_weights, device=device)
     if ":" in spec:

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 from scipy import linalg
 
-from .errors import EvalError
+from ganforge.errors import EvalError
 
 
 def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ from unittest import mock
 import torch
 import torch.nn.functional as F
 
-from .errors import EvalError
+from ganforge.errors import EvalError
 
 SIZE = 299
 ENV = "GANFORGE_INCEPTION_WEIGHTS"

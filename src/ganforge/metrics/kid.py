@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import EvalError
+from ganforge.errors import EvalError
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:

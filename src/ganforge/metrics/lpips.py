@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import EvalError
+from ganforge.errors import EvalError
 
 ENV = "GANFORGE_VGG16"
 DEFAULT_NAME = "vgg16-lpips.safetensors"
@@ -149,7 +149,7 @@ def default_lpips_path() -> Path | None:
     env = os.environ.get(ENV)
     if env:
         return Path(env).expanduser()
-    from ..data import default_cache_dir
+    from ganforge.data import default_cache_dir
 
     path = default_cache_dir() / DEFAULT_NAME
     return path if path.is_file() else None

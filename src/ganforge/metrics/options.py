@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import EvalError
+from ganforge.errors import EvalError
 
 # fid, kid, precision/recall, density/coverage, the digit network's inception-like score, its confident
 # rate and class shares, the mean sigmoid(D) of a run's discriminator on real and generated images, and

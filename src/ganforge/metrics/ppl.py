@@ -28,13 +28,13 @@ not be compared with published LPIPS values.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import EvalError
+from ganforge.errors import EvalError
 
 SPACES = ("z", "w")
 SAMPLINGS = ("end", "full")
@@ -166,7 +166,7 @@ class DigitFeatureDistance:
     name = "digit-features"
 
     def __init__(self, device: str | torch.device = "cpu"):
-        from .digits import load_classifier
+        from ganforge.metrics.digits import load_classifier
 
         self.net = load_classifier().to(device)
 
@@ -196,10 +196,10 @@ def choose_distance(channels: int, resolution: int, vgg: str | None, device: str
     LPIPS when VGG16 weights are given (``vgg``) or found where :mod:`.lpips` looks for them; else the
     digit network's features for digit-like images; else nothing.
     """
-    from .features import is_digit_like
+    from ganforge.metrics.features import is_digit_like
 
     try:
-        from . import lpips
+        from ganforge.metrics import lpips
     except ImportError as e:
         if vgg is not None:
             raise EvalError(f"--vgg needs ganforge.metrics.lpips, which cannot be imported ({e})") from e

@@ -11,11 +11,11 @@ chunks so that 10k x 10k sets do not need a 10k x 10k matrix at once.
 """
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
-from .errors import EvalError
+from ganforge.errors import EvalError
 
 CHUNK = 1024
 

@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import torch
 
-from .errors import EvalError
+from ganforge.errors import EvalError
 
 
 def conditional_entropy(y: np.ndarray, x: np.ndarray) -> float:
@@ -83,8 +83,8 @@ def sample_labelled(G, classifier: torch.nn.Module, n: int, seed: int = 0, batch
                     device: str | torch.device = "cpu", truncation: float = 1.0):
     """``n`` samples of ``G``: their z [n, z_dim], w [n, w_dim] (None without a mapping network) and the
     classifier's top class and its probability for each image ([n] each), as NumPy arrays."""
-    from ..generate import latents
-    from .ppl import has_mapping
+    from ganforge.generate.sampling import latents
+    from ganforge.metrics.ppl import has_mapping
 
     z = latents(G, n, seed, truncation)  # as ganforge generate draws them (z * psi for z-space generators)
     mapping = has_mapping(G)
@@ -114,7 +114,7 @@ def generator_separability(G, n: int = 2000, seed: int = 0, batch_size: int = 25
     ``{value, space, value_z, attributes, skipped, n_used, n}``: ``value`` in w for a generator with a
     mapping network (``value_z`` then gives z for reference), else in z.
     """
-    from .digits import load_classifier
+    from ganforge.metrics.digits import load_classifier
 
     if getattr(G, "num_classes", 0):
         raise EvalError("linear separability needs an unconditional generator (the class is an input here)")

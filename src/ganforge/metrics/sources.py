@@ -10,19 +10,20 @@ import hashlib
 import io
 import warnings
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 from PIL import Image
 
-from ..data import DataError, ImageDataset
-from ..data import cache as data_cache
-from ..data import images as imgs
-from ..data.files import scan_folder, scan_zip
-from ..generate import classes, generate, latents
-from ..images import to_uint8
+from ganforge.data import ImageDataset
+from ganforge.data import cache as data_cache
+from ganforge.data import images as imgs
+from ganforge.data.files import scan_folder, scan_zip
+from ganforge.errors import DataError
+from ganforge.generate.sampling import classes, generate, latents
+from ganforge.storage.images import to_uint8
 
 Batch = tuple[torch.Tensor, "torch.Tensor | None"]
 

@@ -6,18 +6,18 @@ changed file, option or network makes a new entry. Files are plain ``.npz``, loa
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import os
-import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from ..data import default_cache_dir
-from .fid import gaussian_stats
+from ganforge.data import default_cache_dir
+from ganforge.metrics.fid import gaussian_stats
+from ganforge.storage.atomic import atomic_write_with
 
 FORMAT = 1  # bump when feature extraction changes, so stale entries are not reused
 
@@ -55,16 +55,7 @@ def load(path: Path) -> RealStats | None:
 
 
 def save(path: Path, stats: RealStats) -> None:
-    """Atomic: a temp file in the same folder renamed over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, features=stats.features, mu=stats.mu, sigma=stats.sigma)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_with(path, lambda f: np.savez(f, features=stats.features, mu=stats.mu, sigma=stats.sigma))
 
 
 def real_stats(data_key: str, extractor_key: str, count: int, seed: int,
@@ -76,8 +67,6 @@ def real_stats(data_key: str, extractor_key: str, count: int, seed: int,
     feats = np.asarray(compute(), dtype=np.float32)
     stats = RealStats(feats, *gaussian_stats(feats))
     if use_cache:
-        try:
+        with contextlib.suppress(OSError):  # a read-only cache only costs time
             save(path, stats)
-        except OSError:  # a read-only cache only costs time
-            pass
     return stats

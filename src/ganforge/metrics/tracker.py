@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import torch
 
-from ..data import ImageDataset
-from ..data.builtin import BUILTINS
-from .evaluate import EvalOptions, evaluate
-from .features import default_features, get_extractor
-from .sources import DatasetSource, GeneratorSource
+from ganforge.data import ImageDataset
+from ganforge.data.builtin import BUILTINS
+from ganforge.metrics.evaluate import EvalOptions, evaluate
+from ganforge.metrics.features import default_features, get_extractor
+from ganforge.metrics.sources import DatasetSource, GeneratorSource
 
 
 class FidTracker:

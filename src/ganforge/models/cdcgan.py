@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..config import ConfigError, ModelConfig
-from . import register
-from .common import init_weights
-from .dcgan import DCDiscriminator, DCGenerator, check_norm
+from ganforge.config import ModelConfig
+from ganforge.errors import ConfigError
+from ganforge.models.common import init_weights
+from ganforge.models.dcgan import DCDiscriminator, DCGenerator, check_norm
+from ganforge.models.registry import register
 
 
 class CondDCGenerator(DCGenerator):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..config import ConfigError, ModelConfig
-from . import register
-from .common import init_weights, maybe_sn
+from ganforge.config import ModelConfig
+from ganforge.errors import ConfigError
+from ganforge.models.common import init_weights, maybe_sn
+from ganforge.models.registry import register
 
 MAX_CHANNELS = 512
 

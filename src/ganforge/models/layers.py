@@ -21,8 +21,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import ConfigError, ModelConfig
-from . import register
+from ganforge.config import ModelConfig
+from ganforge.errors import ConfigError
+from ganforge.models.registry import register
 
 _REQ = object()  # marks a required parameter
 PARAMS: dict[str, dict[str, Any]] = {

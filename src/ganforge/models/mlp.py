@@ -10,9 +10,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import ModelConfig
-from . import register
-from .common import init_weights, maybe_sn
+from ganforge.config import ModelConfig
+from ganforge.models.common import init_weights, maybe_sn
+from ganforge.models.registry import register
 
 
 class MLPGenerator(nn.Module):

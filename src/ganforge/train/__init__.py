@@ -1,4 +1,5 @@
-"""Training: a steppable :class:`Trainer` that the CLI and the web playground both drive."""
-from .trainer import Trainer, TrainError, resolve_device
+"""Training: the steppable :class:`Trainer` (networks, losses, regularisers, augmentation) and the on-disk
+:class:`~ganforge.train.run.Run` loop around it that the CLI drives."""
+from ganforge.train.trainer import Trainer
 
-__all__ = ["Trainer", "TrainError", "resolve_device"]
+__all__ = ["Trainer"]

@@ -7,6 +7,7 @@ buffers (batch-norm statistics) from rank 0 so every rank holds identical networ
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from dataclasses import dataclass
@@ -104,8 +105,6 @@ def exit_worker(status: int) -> NoReturn:
     finalisation, so the rank aborts with "terminate called without an active exception" (SIGABRT,
     about 1 run in 100 here). Everything is written and closed by now, so skip the teardown."""
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken pipe: nothing more to say on it
             stream.flush()
-        except (OSError, ValueError):
-            pass  # a closed or broken pipe: nothing more can be said on it
     os._exit(status)

@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from ..config import ConfigError
+from ganforge.errors import ConfigError
 
 
 def lazy_adam(lr: float, betas: tuple[float, float], every: int) -> tuple[float, tuple[float, float]]:

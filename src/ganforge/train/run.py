@@ -11,19 +11,19 @@ import math
 import shutil
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
-from ..config import RunConfig
-from ..data import ImageDataset
-from ..generate import latents
-from ..images import auto_upscale, grid, save_gif
-from .trainer import Trainer
+from ganforge.config import RunConfig
+from ganforge.data import ImageDataset
+from ganforge.generate.sampling import latents
+from ganforge.storage.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from ganforge.storage.images import auto_upscale, grid, save_gif, save_image
+from ganforge.train.trainer import Trainer
 
 MAX_GIF_FRAMES = 60
 BEST_NAME = "best.safetensors"
@@ -67,7 +67,7 @@ class Run:
 
     @classmethod
     def resume(cls, run_dir: str | Path, data: ImageDataset, device=None, dist=None, progress=True,
-               steps: int | None = None) -> "Run":
+               steps: int | None = None) -> Run:
         """Continue a run from its checkpoint; ``steps`` moves its end (e.g. to train longer)."""
         run_dir = Path(run_dir)
         cfg = RunConfig.load(run_dir)
@@ -86,7 +86,7 @@ class Run:
         path = self.dir / "samples" / f"step-{self.trainer.step_count:06d}.png"
         path.parent.mkdir(exist_ok=True)
         self.last_grid = grid(imgs, nrow=self.grid_cols, upscale=auto_upscale(imgs.shape[-1]))
-        self.last_grid.save(path)
+        save_image(self.last_grid, path)
         if self._tb is not None:
             self._tb.add_image("samples", np.asarray(self.last_grid.convert("RGB")), self.trainer.step_count,
                                dataformats="HWC")
@@ -102,7 +102,7 @@ class Run:
 
     def _fid_tracker(self):
         if self._fid is None:
-            from ..metrics.tracker import FidTracker
+            from ganforge.metrics.tracker import FidTracker
 
             t = self.trainer.cfg.train
             self._fid = FidTracker(self.trainer.data, n=t.eval_n, device=str(self.trainer.device))

@@ -8,68 +8,23 @@ data order and every random-number stream.
 from __future__ import annotations
 
 import copy
-import ctypes
-import os
-import platform
-import sys
 import time
 from contextlib import nullcontext
 from typing import Any
 
 import torch
 
-from .. import models
-from ..augment import diff_augment, parse_policy
-from ..checkpoint import (CheckpointError, load_module, load_optimizer, module_tensors, optimizer_tensors)
-from ..config import ConfigError, RunConfig
-from ..data import ImageDataset
-from ..losses import get_loss, gradient_penalty, r1_penalty
-from . import distributed as ddp
-from . import regularizers as reg
-from .distributed import DistInfo
-
-
-class TrainError(RuntimeError):
-    pass
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainError("--device cuda asked for, but this PyTorch sees no CUDA GPU; use --device cpu or auto")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise TrainError("--device mps asked for, but MPS is not available here; use --device cpu or auto")
-    if name not in ("cpu", "cuda", "mps"):
-        raise TrainError(f"unknown device '{name}'; use auto, cpu, cuda or mps")
-    return torch.device(name)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' is bf16 autocast only where it was measured faster without hurting quality: CPUs with AMX
-    tiles (docs/benchmarks.md). Elsewhere fp32 unless bf16 is asked for."""
-    if precision not in ("auto", "fp32", "bf16"):
-        raise ConfigError(f"precision must be auto, fp32 or bf16, got '{precision}'")
-    if precision != "auto":
-        return precision
-    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
-    return "bf16" if device.type == "cpu" and amx else "fp32"
-
-
-def resolve_channels_last(value: bool | str, family: str, device: torch.device) -> bool:
-    """'auto' is channels-last where it was measured faster: the StyleGAN2 families on x86 CPUs, whose oneDNN
-    convolutions then skip a layout conversion around every call (16% faster with AVX-512, 10% with AVX2 only;
-    docs/benchmarks.md). No gain was measured for the small DCGANs at 28x28."""
-    if isinstance(value, bool):
-        return value
-    if value != "auto":
-        raise ConfigError(f"channels_last must be true, false or auto, got {value!r}")
-    x86 = platform.machine().lower() in ("x86_64", "amd64", "i686", "x86")
-    return device.type == "cpu" and x86 and family in ("stylegan2", "cstylegan2")
+from ganforge import models
+from ganforge.config import RunConfig
+from ganforge.data import ImageDataset
+from ganforge.devices import keep_freed_memory, resolve_channels_last, resolve_device, resolve_precision, tune_cudnn
+from ganforge.errors import CheckpointError, ConfigError
+from ganforge.storage.checkpoint import load_module, load_optimizer, module_tensors, optimizer_tensors
+from ganforge.train import distributed as ddp
+from ganforge.train import regularizers as reg
+from ganforge.train.augment.diffaug import diff_augment, parse_policy
+from ganforge.train.distributed import DistInfo
+from ganforge.train.losses import get_loss, gradient_penalty, r1_penalty
 
 
 def complete_config(cfg: RunConfig, data: ImageDataset) -> RunConfig:
@@ -167,7 +122,7 @@ class Trainer:
         self.path_length = reg.PathLength(t.pl_decay)
         self.ada = self.ada_control = None
         if t.ada_target > 0 or t.ada_p > 0:
-            from ..ada import AdaController, AdaptiveAugment
+            from ganforge.train.augment.ada import AdaController, AdaptiveAugment
 
             self.ada = AdaptiveAugment(t.ada_pipe, p=t.ada_p)
             if t.ada_target > 0:
@@ -411,44 +366,3 @@ def init_weights(trainer: Trainer, run: str, tensors: dict[str, torch.Tensor], i
         for net in (trainer.G, trainer.D, trainer.G_ema):
             ddp.broadcast_module(net)
     return sorted(has | {"G", "G_ema"})
-
-
-_ALLOCATOR_TUNED = False
-
-
-def tune_cudnn(device: torch.device) -> bool:
-    """On CUDA let cuDNN time its convolution algorithms once per input shape and keep the fastest, as the
-    official StyleGAN2-ADA loop does: a GAN step repeats the same shapes every time, so the one-off search
-    pays for itself within the first few steps. Returns whether it was turned on."""
-    if device.type != "cuda":
-        return False
-    torch.backends.cudnn.benchmark = True
-    return True
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc's malloc to keep freed blocks of up to 32 MB instead of handing them back to the OS.
-
-    A training step frees and reallocates the same few-megabyte activations hundreds of times; returned
-    to the OS, each comes back as fresh pages that fault in on first touch (measured: about 5% of a
-    StyleGAN2 step on a 2-core CPU). Process-wide, Linux/glibc only; elsewhere it does nothing.
-    """
-    global _ALLOCATOR_TUNED
-    if _ALLOCATOR_TUNED or not sys.platform.startswith("linux"):
-        return _ALLOCATOR_TUNED
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's mallopt parameter numbers
-        _ALLOCATOR_TUNED = bool(libc.mallopt(m_mmap_threshold, 32 << 20) and libc.mallopt(m_trim_threshold, 1 << 30))
-    except (OSError, AttributeError):  # not glibc (e.g. musl)
-        pass
-    return _ALLOCATOR_TUNED
-
-
-def set_cpu_threads(dist: DistInfo) -> int:
-    """Share the cores between local processes: torch defaults to all of them in each."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world_size))
-    n = max(1, cores // max(1, local))
-    torch.set_num_threads(n)
-    return n

@@ -4,9 +4,9 @@
 ganforge families ``stylegan2`` and ``cstylegan2``; ``load_official_state`` loads weights stored under the
 official state-dict names.
 """
-from .family import GanforgeDiscriminator, build_networks
-from .networks import Discriminator, Generator, MappingNetwork, SynthesisNetwork
-from .state import OfficialStateError, load_official_state
+from ganforge.models.stylegan2.family import GanforgeDiscriminator, build_networks
+from ganforge.models.stylegan2.networks import Discriminator, Generator, MappingNetwork, SynthesisNetwork
+from ganforge.models.stylegan2.state import OfficialStateError, load_official_state
 
 __all__ = ["Discriminator", "GanforgeDiscriminator", "Generator", "MappingNetwork", "OfficialStateError",
            "SynthesisNetwork", "build_networks", "load_official_state"]

@@ -7,7 +7,7 @@ Sizes from ``ModelConfig`` (the widths name the widest layer, as in the official
 * ``w_dim = g_width``, 2 mapping layers (the official small-data / CIFAR setting; FFHQ used 8);
 * D: resnet architecture, minibatch-std groups of 4 (smaller or divisor groups for other batch sizes).
 
-``cfg.options`` may change that architecture (the presets use these; see ``ganforge.presets``):
+``cfg.options`` may change that architecture (the presets use these; see ``ganforge.train.presets``):
 ``channel_base`` (both networks), ``mapping_layers``, ``mapping_lr`` (the learning-rate multiplier of G's
 mapping and D's class mapping; official 0.01), ``w_dim``, ``mbstd_group``, ``mbstd_channels``,
 ``g_architecture`` / ``d_architecture`` (orig, skip, resnet), ``num_fp16_res`` and ``conv_clamp``.
@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import torch
 
-from ...config import ConfigError, ModelConfig
-from .. import register
-from .networks import Discriminator, Generator
+from ganforge.config import ModelConfig
+from ganforge.errors import ConfigError
+from ganforge.models.registry import register
+from ganforge.models.stylegan2.networks import Discriminator, Generator
 
 MAPPING_LAYERS = 2
 MAPPING_LR = 0.01  # official: the mapping networks learn 100x slower than the rest

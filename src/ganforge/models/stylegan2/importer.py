@@ -28,11 +28,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .networks import Discriminator, Generator
-from .state import load_official_state
+from ganforge.errors import CheckpointError
+from ganforge.models.stylegan2.networks import Discriminator, Generator
+from ganforge.models.stylegan2.state import load_official_state
 
 
-class UnsafePickleError(pickle.UnpicklingError):
+class UnsafePickleError(CheckpointError, pickle.UnpicklingError):
     """The pickle asks for something outside the allow-list (code, or a class we do not know)."""
 
 

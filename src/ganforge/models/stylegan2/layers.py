@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn as nn
 
-from . import ops
+from ganforge.models.stylegan2 import ops
 
 
 def as_class_vector(c: torch.Tensor | None, c_dim: int) -> torch.Tensor | None:

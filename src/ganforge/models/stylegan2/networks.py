@@ -4,8 +4,9 @@ Constructor arguments, call signatures and parameter/buffer names follow the off
 ``Generator(**G_init_kwargs)`` loads an official state dict by name and then computes the same images.
 Mixed precision as official: the ``num_fp16_res`` highest resolutions run in float16 on CUDA (bfloat16
 elsewhere, where float16 convolutions are slow or missing) and everything else in float32; pair it with
-``conv_clamp`` (256 in the official configs). Differences: plain PyTorch ops only, class labels may be given as indices ``[B]`` as well as one-hot vectors ``[B, c_dim]``,
-and the minibatch-std layer accepts batch sizes that its group size does not divide.
+``conv_clamp`` (256 in the official configs). Differences: plain PyTorch ops only, class labels may be
+given as indices ``[B]`` as well as one-hot vectors ``[B, c_dim]``, and the minibatch-std layer accepts
+batch sizes that its group size does not divide.
 """
 from __future__ import annotations
 
@@ -14,9 +15,16 @@ import math
 import torch
 import torch.nn as nn
 
-from . import ops
-from .layers import (Conv2dLayer, FullyConnectedLayer, MinibatchStdLayer, SynthesisLayer, ToRGBLayer,
-                     as_class_vector, full_precision)
+from ganforge.models.stylegan2 import ops
+from ganforge.models.stylegan2.layers import (
+    Conv2dLayer,
+    FullyConnectedLayer,
+    MinibatchStdLayer,
+    SynthesisLayer,
+    ToRGBLayer,
+    as_class_vector,
+    full_precision,
+)
 
 ARCHITECTURES = ("orig", "skip", "resnet")
 

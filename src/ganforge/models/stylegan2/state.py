@@ -8,8 +8,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ganforge.errors import CheckpointError
 
-class OfficialStateError(ValueError):
+
+class OfficialStateError(CheckpointError):
     """Official weights that do not fit the network (a missing, unexpected or mis-shaped key)."""
 
 

@@ -8,25 +8,23 @@ shape ``[B, num_ws, w_dim]`` (one w per synthesis layer), then ``G.synthesis(ws,
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import torch
 
-from . import models
-from .checkpoint import CHECKPOINT_NAME, load_module, module_tensors, save_checkpoint
-from .config import ConfigError, DataConfig, ModelConfig, RunConfig
-from .generate import GenerateError, check_truncation, check_walk, classes, latents, render_walk, truncates_in_w
-from .images import auto_upscale, check_image_path, check_output_dir, check_video_path, grid
-from .models.stylegan2 import importer
+from ganforge import models
+from ganforge.config import DataConfig, ModelConfig, RunConfig
+from ganforge.errors import ConfigError, StyleGANError
+from ganforge.generate.sampling import check_truncation, check_walk, classes, latents, render_walk, truncates_in_w
+from ganforge.models.stylegan2 import importer
+from ganforge.storage.checkpoint import CHECKPOINT_NAME, load_module, module_tensors, save_checkpoint
+from ganforge.storage.images import auto_upscale, check_image_path, check_output_dir, check_video_path, grid, save_image
 
 # Named style ranges by the resolution their layers draw (as in the StyleGAN papers): (lowest, highest).
 STYLE_RANGES = {"coarse": (4, 8), "middle": (16, 32), "fine": (64, None)}
 BLANK = 32 / 127.5 - 1  # the grid's border colour in [-1, 1]: the empty top-left cell of a style-mix grid
-
-
-class StyleGANError(GenerateError):
-    """A one-line problem with a StyleGAN2 tool's input (a GenerateError, so the CLI reports it)."""
 
 
 class UnsafeNetworkPickle(StyleGANError, importer.UnsafePickleError):
@@ -208,7 +206,7 @@ def style_mix(G, rows: Sequence[int], cols: Sequence[int], styles: str = "coarse
     cells[1:, 1:] = imgs[len(seeds):].view(len(rows), len(cols), *imgs.shape[1:])
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        grid(cells.flatten(0, 1), nrow=len(cols) + 1, upscale=auto_upscale(imgs.shape[-1])).save(out)
+        save_image(grid(cells.flatten(0, 1), nrow=len(cols) + 1, upscale=auto_upscale(imgs.shape[-1])), out)
     return cells
 
 
@@ -243,9 +241,9 @@ def noise_variation(G, seed: int, n: int = 8, out_dir: str | Path | None = None,
         out.mkdir(parents=True, exist_ok=True)
         up = auto_upscale(imgs.shape[-1])
         grid_path, std_path = out / f"seed{seed:04d}-noise.png", out / f"seed{seed:04d}-noise-std.png"
-        grid(imgs, upscale=up).save(grid_path)
+        save_image(grid(imgs, upscale=up), grid_path)
         scaled = std / std.max() if std.max() > 0 else std
-        grid((scaled * 2 - 1)[None, None], pad=0, upscale=up).save(std_path)
+        save_image(grid((scaled * 2 - 1)[None, None], pad=0, upscale=up), std_path)
     return NoiseVariation(imgs, std, grid_path, std_path)
 
 

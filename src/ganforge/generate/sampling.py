@@ -16,11 +16,17 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from .images import auto_upscale, check_output_dir, check_video_path, grid, save_video, to_pil, to_uint8
-
-
-class GenerateError(ValueError):
-    pass
+from ganforge.errors import GenerateError
+from ganforge.storage.images import (
+    auto_upscale,
+    check_output_dir,
+    check_video_path,
+    grid,
+    save_image,
+    save_video,
+    to_pil,
+    to_uint8,
+)
 
 
 def latents(G, n: int, seed: int, truncation: float = 1.0) -> torch.Tensor:
@@ -138,7 +144,7 @@ def write_pngs(images: torch.Tensor, out_dir: str | Path, prefix: str = "sample"
     paths = []
     for i, arr in enumerate(to_uint8(images)):
         p = out_dir / f"{prefix}-{i:05d}.png"
-        to_pil(arr).save(p)
+        save_image(to_pil(arr), p)
         paths.append(p)
     return paths
 

@@ -2,17 +2,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 from PIL import Image
 
-
-class OutputPathError(ValueError):
-    """An output path that cannot be written as asked (format, or a file where a folder is needed)."""
-
+from ganforge.errors import OutputPathError
+from ganforge.storage.atomic import atomic_path, atomic_write_with
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
@@ -73,6 +71,16 @@ def grid(images: torch.Tensor, nrow: int | None = None, pad: int = 2, upscale: i
     return img
 
 
+def save_image(image: Image.Image, path: str | Path) -> Path:
+    """Write a picture atomically, in the format its suffix names (.png, .jpg, ...)."""
+    path = check_image_path(path)
+    fmt = Image.registered_extensions()[path.suffix.lower()]
+    if fmt == "JPEG" and image.mode not in ("L", "RGB"):
+        image = image.convert("RGB")
+    atomic_write_with(path, lambda f: image.save(f, format=fmt))
+    return path
+
+
 def auto_upscale(resolution: int, target: int = 64) -> int:
     """Integer factor that makes tiny images (8 or 28 px) visible in grids."""
     return max(1, target // resolution)
@@ -88,8 +96,8 @@ def save_gif(frames: Sequence[Image.Image], path: str | Path, ms_per_frame: int 
     durations = [ms_per_frame] * len(frames)
     if hold_last_ms is not None:
         durations[-1] = hold_last_ms
-    frames[0].save(path, save_all=True, append_images=list(frames[1:]), duration=durations,
-                   loop=0 if loop else 1, optimize=False)
+    atomic_write_with(path, lambda f: frames[0].save(f, format="GIF", save_all=True, append_images=list(frames[1:]),
+                                                     duration=durations, loop=0 if loop else 1, optimize=False))
     return path
 
 
@@ -100,8 +108,7 @@ def save_video(frames: Sequence[Image.Image], path: str | Path, fps: int = 20) -
         return save_gif(frames, path, ms_per_frame=round(1000 / fps))
     import imageio.v2 as imageio
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with imageio.get_writer(path, fps=fps, macro_block_size=1) as writer:
+    with atomic_path(path) as tmp, imageio.get_writer(tmp, fps=fps, macro_block_size=1) as writer:
         for f in frames:
             writer.append_data(np.asarray(f.convert("RGB")))
     return path

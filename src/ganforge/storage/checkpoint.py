@@ -2,14 +2,12 @@
 
 A checkpoint is one safetensors file: every tensor (networks, optimizer moments, RNG states) under a
 prefix, and everything else (step, optimizer hyperparameters, the run config) as JSON in the header's
-metadata. It is written to a temporary file, fsynced and renamed over the old one, so a crash while
-saving leaves the previous checkpoint intact.
+metadata. It is written with :mod:`ganforge.storage.atomic`, so a crash while saving leaves the previous
+checkpoint intact.
 """
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,38 +15,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
+from ganforge.errors import CheckpointError
+from ganforge.storage.atomic import atomic_write_bytes
+
 FORMAT = "ganforge-checkpoint"
 FORMAT_VERSION = 1
 CHECKPOINT_NAME = "checkpoint.safetensors"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, foreign, damaged or does not fit the model."""
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the whole new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; runs are meant to be shared
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:

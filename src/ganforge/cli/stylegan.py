@@ -7,24 +7,9 @@ a one-line message for bad input.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from .cli import FMT, _positive
-
-
-def _seeds(value: str) -> list[int]:
-    """Comma list of seeds and seed ranges: ``1,2,3`` or ``0-4,10``."""
-    try:
-        seeds = []
-        for part in value.split(","):
-            lo, sep, hi = part.strip().partition("-")
-            seeds.extend(range(int(lo), int(hi if sep else lo) + 1))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seeds like 1,2,3 or 0-4, got '{value}'") from None
-    if not seeds:
-        raise argparse.ArgumentTypeError(f"no seeds in '{value}'")
-    return seeds
+from ganforge.cli.common import FMT, positive, seeds
 
 
 def add_parsers(sub) -> None:
@@ -40,8 +25,8 @@ def add_parsers(sub) -> None:
                        description="Grid of row seeds x column seeds: each cell is the row seed's image with the "
                                    "styles of the chosen layers taken from the column seed.")
     _add_run_args(p)
-    p.add_argument("--rows", type=_seeds, default="1,2,3", help="row seeds (comma list or a-b ranges)")
-    p.add_argument("--cols", type=_seeds, default="4,5,6", help="column seeds")
+    p.add_argument("--rows", type=seeds, default="1,2,3", help="row seeds (comma list or a-b ranges)")
+    p.add_argument("--cols", type=seeds, default="4,5,6", help="column seeds")
     p.add_argument("--styles", default="coarse", help="layers taken from the column seeds: coarse (4-8 px), "
                                                        "middle (16-32 px), fine (64 px and up) or numbers like 0-3")
     p.add_argument("--out", default="style-mix.png", help="grid image to write")
@@ -52,7 +37,7 @@ def add_parsers(sub) -> None:
                                    "variations and a map of their per-pixel standard deviation.")
     _add_run_args(p)
     p.add_argument("--seed", type=int, default=0, help="latent seed of the image")
-    p.add_argument("--n", type=_positive, default=8, help="noise draws (at least 2)")
+    p.add_argument("--n", type=positive, default=8, help="noise draws (at least 2)")
     p.add_argument("--noise-seed", type=int, help="seed of the noise draws (None: --seed)")
     p.add_argument("--out", help="folder for the PNGs (None: RUN/noise)")
     p.set_defaults(func=cmd_noise)
@@ -64,7 +49,7 @@ def add_parsers(sub) -> None:
     p.add_argument("image", help="photo to reproduce (centre-cropped to a square, resized to the run's size)")
     p.add_argument("--run", required=True, help="run directory of a stylegan2 / cstylegan2 run (or its checkpoint)")
     p.add_argument("--out", help="folder for the results (None: RUN/projections/IMAGE-NAME)")
-    p.add_argument("--steps", type=_positive, default=1000, help="optimisation steps")
+    p.add_argument("--steps", type=positive, default=1000, help="optimisation steps")
     p.add_argument("--seed", type=int, default=0, help="seed of the average-w samples and the noise")
     p.add_argument("--class", dest="class_index", type=int, help="the photo's class (needed by conditional runs)")
     p.add_argument("--features", choices=["auto", "lpips", "d"], default="auto",
@@ -85,9 +70,9 @@ def _add_run_args(p) -> None:
 
 
 def _load_stylegan(a, command: str):
-    from .api import load_run
-    from .stylegan_tools import require_stylegan
-    from .train.trainer import resolve_device
+    from ganforge.devices import resolve_device
+    from ganforge.generate.runs import load_run
+    from ganforge.generate.stylegan import require_stylegan
 
     cfg, G, _ = load_run(a.run, device=str(resolve_device(a.device)))
     require_stylegan(G, cfg.model.family, command)
@@ -95,7 +80,7 @@ def _load_stylegan(a, command: str):
 
 
 def cmd_import_stylegan(a) -> int:
-    from .stylegan_tools import import_stylegan
+    from ganforge.generate.stylegan import import_stylegan
 
     out = Path(a.out) if a.out else Path("runs") / Path(a.pkl).stem
     run = import_stylegan(a.pkl, out)
@@ -104,7 +89,7 @@ def cmd_import_stylegan(a) -> int:
 
 
 def cmd_style_mix(a) -> int:
-    from .stylegan_tools import style_mix
+    from ganforge.generate.stylegan import style_mix
 
     G = _load_stylegan(a, "style-mix")
     cells = style_mix(G, a.rows, a.cols, styles=a.styles, truncation=a.truncation, class_index=a.class_index,
@@ -114,7 +99,7 @@ def cmd_style_mix(a) -> int:
 
 
 def cmd_noise(a) -> int:
-    from .stylegan_tools import noise_variation
+    from ganforge.generate.stylegan import noise_variation
 
     G = _load_stylegan(a, "noise")
     out = a.out or str(Path(a.run if Path(a.run).is_dir() else Path(a.run).parent) / "noise")
@@ -129,16 +114,16 @@ def _run_has_d(run: str) -> bool:
     """Whether the run's checkpoint holds discriminator weights (imported generators may come without)."""
     from safetensors import safe_open
 
-    from .checkpoint import resolve
+    from ganforge.storage.checkpoint import resolve
 
     with safe_open(str(resolve(run)), framework="pt") as f:
-        return any(k.startswith("D.") for k in f.keys())
+        return any(k.startswith("D.") for k in f.keys())  # noqa: SIM118 (a safe_open handle, not a dict)
 
 
 def _projection_metric(a, D, device: str):
     """(LPIPS or None, D or None, a line saying which distance is used) for ``--features``/``--vgg``."""
-    from .metrics.lpips import ENV, default_lpips_path, load_lpips
-    from .stylegan_tools import StyleGANError
+    from ganforge.errors import StyleGANError
+    from ganforge.metrics.lpips import ENV, default_lpips_path, load_lpips
 
     if a.features == "d" and a.vgg:
         raise StyleGANError("--vgg is for --features lpips or auto; drop it to use the discriminator")
@@ -158,11 +143,11 @@ def _projection_metric(a, D, device: str):
 def cmd_project(a) -> int:
     from tqdm.auto import tqdm
 
-    from .api import load_run
-    from .images import check_output_dir
-    from .project import load_target, project, save_projection
-    from .stylegan_tools import require_stylegan
-    from .train.trainer import resolve_device
+    from ganforge.devices import resolve_device
+    from ganforge.edit.project import load_target, project, save_projection
+    from ganforge.generate.runs import load_run
+    from ganforge.generate.stylegan import require_stylegan
+    from ganforge.storage.images import check_output_dir
 
     device = str(resolve_device(a.device))
     cfg, G, D = load_run(a.run, device=device)

@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .images import auto_upscale, check_output_dir, grid, save_video, to_pil, to_uint8
-from .metrics.lpips import LPIPS, normalize_channels
-from .stylegan_tools import StyleGANError, require_stylegan, synthesize
+from ganforge.errors import StyleGANError
+from ganforge.generate.stylegan import require_stylegan, synthesize
+from ganforge.metrics.lpips import LPIPS, normalize_channels
+from ganforge.storage.atomic import atomic_write_with
+from ganforge.storage.images import auto_upscale, check_output_dir, grid, save_image, save_video, to_pil, to_uint8
 
 MAX_VIDEO_FRAMES = 120
 Progress = Callable[[int, int, float], None]  # (steps done, total steps, this step's distance)
@@ -233,7 +236,7 @@ def project(G, target: torch.Tensor, *, D=None, lpips: LPIPS | None = None, step
 def load_target(path: str | Path, channels: int, resolution: int) -> torch.Tensor:
     """A photo as the generator's target: centre-cropped to a square, Lanczos-resized, gray or RGB as
     ``channels`` says; ``[C, H, W]`` float in [-1, 1]."""
-    from .data.images import decode, describe_error, prepare
+    from ganforge.data.images import decode, describe_error, prepare
 
     p = Path(path)
     if not p.is_file():
@@ -271,11 +274,12 @@ def save_projection(result: ProjectionResult, target: torch.Tensor, out_dir: str
     out.mkdir(parents=True, exist_ok=True)
     paths = SavedProjection(out / "projected_w.npz", out / "proj.png", out / "target.png", out / "compare.png",
                             video_path)
-    np.savez(paths.w, w=result.w.detach().cpu().numpy().astype(np.float32))
-    to_pil(to_uint8(result.image[None])[0]).save(paths.projection)
-    to_pil(to_uint8(target[None])[0]).save(paths.target)
+    w = result.w.detach().cpu().numpy().astype(np.float32)
+    atomic_write_with(paths.w, lambda f: np.savez(f, w=w))
+    save_image(to_pil(to_uint8(result.image[None])[0]), paths.projection)
+    save_image(to_pil(to_uint8(target[None])[0]), paths.target)
     pair = torch.stack([target, result.image])
-    grid(pair, nrow=2, upscale=auto_upscale(pair.shape[-1])).save(paths.compare)
+    save_image(grid(pair, nrow=2, upscale=auto_upscale(pair.shape[-1])), paths.compare)
     if video_path is not None:
         G = result.generator
         idx = video_frames(result)

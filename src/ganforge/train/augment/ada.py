@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 
-from .config import ConfigError
+from ganforge.errors import ConfigError
 
 Tensor = torch.Tensor
 
@@ -74,7 +74,7 @@ def parse_pipe(pipe: str) -> tuple[str, ...]:
         what = f"unknown ADA pipe letter '{bad[0]}' in '{pipe}'" if bad else "empty ADA pipe"
         valid = ", ".join(f"{k} ({v})" for k, v in _PIPE_WORDS.items())
         raise ConfigError(f"{what}; use a combination of {valid}, e.g. 'bgc'")
-    letters = {ch for ch in pipe}
+    letters = set(pipe)
     return tuple(name for letter, names in PIPES.items() if letter in letters for name in names)
 
 
@@ -134,7 +134,7 @@ class AdaptiveAugment:
             enabled = tuple(t for t in enabled if t in wanted)
         self.pipe = pipe
         self.transforms: tuple[str, ...] = enabled
-        self.strength: dict[str, float] = {t: 1.0 for t in enabled}
+        self.strength: dict[str, float] = dict.fromkeys(enabled, 1.0)
         p = float(p)
         if not 0.0 <= p <= 1.0:
             raise ConfigError(f"ADA probability p must be in [0, 1], got {p}")

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import torch
 
-from . import models
-from .checkpoint import CheckpointError, load_checkpoint, load_module, resolve
-from .config import RunConfig
+from ganforge import models
+from ganforge.config import RunConfig
+from ganforge.errors import CheckpointError
+from ganforge.storage.checkpoint import load_checkpoint, load_module, resolve
 
 
 def load_run(path: str | Path, device: str = "cpu") -> tuple[RunConfig, torch.nn.Module, torch.nn.Module]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .config import ConfigError
+from ganforge.errors import ConfigError
 
 Tensor = torch.Tensor
 

@@ -5,13 +5,13 @@ from logits on fakes; all are means over the batch.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
-from .config import ConfigError
+from ganforge.errors import ConfigError
 
 Tensor = torch.Tensor
 

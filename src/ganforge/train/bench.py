@@ -14,11 +14,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-from . import models
-from .config import DataConfig, RunConfig
-from .data import load_dataset
-from .generate import latents
-from .train.trainer import Trainer, resolve_device
+from ganforge import models
+from ganforge.config import DataConfig, RunConfig
+from ganforge.data import load_dataset
+from ganforge.devices import resolve_device
+from ganforge.generate.sampling import latents
+from ganforge.train.trainer import Trainer
 
 
 def _plain_loop_speed(cfg: RunConfig, images: torch.Tensor, steps: int, device) -> float:
@@ -96,10 +97,10 @@ def run_bench(family: str = "dcgan", data: str = "mnist", steps: int = 40, batch
     cfg.train.ema_decay = 0.0
     cfg.train.loss = "ns"
     dataset = load_dataset(cfg.data)
-    from .train.trainer import complete_config
+    from ganforge.train.trainer import complete_config
 
     full = complete_config(cfg, dataset)
-    from .train.trainer import resolve_precision
+    from ganforge.devices import resolve_precision
 
     precision = resolve_precision("auto", dev)
     ours, ours_fp32, plain = [], [], []

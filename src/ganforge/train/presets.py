@@ -13,9 +13,10 @@
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from .config import ConfigError, DataConfig, ModelConfig, RunConfig, TrainConfig
+from ganforge.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from ganforge.errors import ConfigError
 
 # Shared by every StyleGAN2 recipe: non-saturating loss, Adam(0, 0.99), lazy R1 every 16 D steps.
 _SG2_TRAIN = dict(loss="ns", g_betas=(0.0, 0.99), d_betas=(0.0, 0.99), r1_every=16, diffaug="")

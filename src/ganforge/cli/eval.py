@@ -1,64 +1,12 @@
-"""What ``ganforge eval`` scores: the sources and extractor named on the command line, then :func:`evaluate`."""
+"""`ganforge eval`: FID, KID, precision/recall and the rest, for a run or a folder of images."""
 from __future__ import annotations
 
-from ..config import DataConfig
-from ..data import load_dataset
-from ..data.builtin import BUILTINS
-from .errors import EvalError
-from .features import default_features, get_extractor
-from .options import FEATURE_METRICS, GENERATOR_METRICS, METRICS, OPT_IN_METRICS, EvalOptions
-from .sources import DatasetSource, FolderSource, GeneratorSource
-
-
-def real_source(real: str, resolution: int | None, channels: int | None):
-    """A built-in set (loaded whole: it is small) or a folder / .zip (streamed, by default at its images' size)."""
-    if real in BUILTINS:
-        return DatasetSource(load_dataset(DataConfig(source=real, resolution=resolution, channels=channels)), True)
-    return FolderSource(real, resolution, channels)
-
-
-def run_eval(run: str | None, fake: str | None, real: str | None, opts: EvalOptions, features: str | None = None,
-             inception_weights: str | None = None, resolution: int | None = None, channels: int | None = None,
-             truncation: float = 1.0, device: str = "cpu") -> dict:
-    """Score a run's generator (``run``) or a folder of images (``fake``) against ``real``.
-
-    ``real`` defaults to the run's own training data. Folder images are decoded at the real set's size
-    and channel count so both sides reach the extractor alike.
-    """
-    from .evaluate import evaluate  # SciPy is imported here, not when the CLI starts
-
-    if (run is None) == (fake is None):
-        raise EvalError("pass either RUN (a run directory) or --fake DIR (a folder of images), not both or neither")
-    D = None
-    if run is not None:
-        from ..api import load_run
-
-        cfg, G, D = load_run(run, device)
-        fake_src = GeneratorSource(G, name=f"{run} (step {G.step})", truncation=truncation)
-        if real is None:
-            data = load_dataset(cfg.data)
-            real_src = DatasetSource(data, cfg.data.source in BUILTINS)
-        else:
-            real_src = real_source(real, resolution or G.img_shape[1], channels or G.img_shape[0])
-    else:
-        asked = [m for m in opts.metrics or () if m in GENERATOR_METRICS]
-        if asked:  # before --real is looked at: no real set would make this work
-            raise EvalError(f"metric '{asked[0]}' measures a generator, not images: pass RUN instead of --fake")
-        if real is None:
-            raise EvalError("--fake needs --real: a built-in name (mnist, digits) or a folder of real images")
-        real_src = real_source(real, resolution, channels)
-        fake_src = FolderSource(fake, real_src.resolution, real_src.channels)
-    extractor = None
-    if opts.metrics is None or FEATURE_METRICS & set(opts.metrics):  # e.g. 'is,digits' need no extractor
-        spec = features or default_features(real_src.builtin, real_src.channels, real_src.resolution)
-        extractor = get_extractor(spec, inception_weights, device)
-    return evaluate(fake_src, real_src, extractor, opts, D=D)
+from ganforge.cli.common import FMT, positive
+from ganforge.metrics.options import METRICS, OPT_IN_METRICS, EvalOptions
 
 
 def add_parser(sub) -> None:
     """The `ganforge eval` sub-command."""
-    from ..cli import FMT, _positive
-
     e = EvalOptions()
     p = sub.add_parser("eval", formatter_class=FMT, help="score generated images: FID, KID, precision/recall...",
                        description="Measure how real generated images look, fully offline: a run's samples "
@@ -81,21 +29,21 @@ def add_parser(sub) -> None:
     p.add_argument("--metrics", default="all", help=f"comma list of {','.join(METRICS)}, or all (every metric "
                                                     f"that applies, except the slow "
                                                     f"{' and '.join(sorted(OPT_IN_METRICS, reverse=True))})")
-    p.add_argument("--n", type=_positive, default=e.n, help="generated images (at most all of --fake)")
+    p.add_argument("--n", type=positive, default=e.n, help="generated images (at most all of --fake)")
     p.add_argument("--features", help="digits, inception or module:callable (None: digits for digit-like data, "
                                       "inception otherwise)")
     p.add_argument("--inception-weights", metavar="PATH", help="InceptionV3 weights file (else "
                                                                 "$GANFORGE_INCEPTION_WEIGHTS or the torch hub cache)")
     p.add_argument("--seed", type=int, default=e.seed, help="latent seed / choice of --fake images")
     p.add_argument("--truncation", type=float, default=1.0, help="psi for the run's latents (1 = off)")
-    p.add_argument("--resolution", type=_positive, help="decode folders at this size (None: the real set's; a real "
+    p.add_argument("--resolution", type=positive, help="decode folders at this size (None: the real set's; a real "
                                                         "folder's own image size)")
     p.add_argument("--channels", type=int, choices=[1, 3], help="decode folders as gray or RGB (None: auto)")
-    p.add_argument("--batch-size", type=_positive, help="images per forward pass (None: the extractor's)")
-    p.add_argument("--kid-subsets", type=_positive, default=e.kid_subsets, help="KID subsets")
-    p.add_argument("--kid-subset-size", type=_positive, default=e.kid_subset_size, help="KID subset size")
-    p.add_argument("--real-max", type=_positive, default=e.real_max, help="real images used at most")
-    p.add_argument("--ppl-n", type=_positive, default=e.ppl_n, help="PPL: latent pairs (two images each)")
+    p.add_argument("--batch-size", type=positive, help="images per forward pass (None: the extractor's)")
+    p.add_argument("--kid-subsets", type=positive, default=e.kid_subsets, help="KID subsets")
+    p.add_argument("--kid-subset-size", type=positive, default=e.kid_subset_size, help="KID subset size")
+    p.add_argument("--real-max", type=positive, default=e.real_max, help="real images used at most")
+    p.add_argument("--ppl-n", type=positive, default=e.ppl_n, help="PPL: latent pairs (two images each)")
     p.add_argument("--ppl-space", choices=["z", "w"], help="PPL: interpolate in z (slerp, every family) or w "
                                                           "(lerp, StyleGAN2) (None: w when G has a mapping net)")
     p.add_argument("--ppl-sampling", choices=["end", "full"], default=e.ppl_sampling,
@@ -104,7 +52,7 @@ def add_parser(sub) -> None:
     p.add_argument("--vgg", metavar="PATH", help="LPIPS VGG16 weights for PPL (else $GANFORGE_VGG16 or "
                                                  "vgg16-lpips.safetensors in ganforge's cache folder; without any: "
                                                  "the digit network's features, on digit-like images only)")
-    p.add_argument("--ls-n", type=_positive, default=e.ls_n, help="LS: samples labelled by the digit network "
+    p.add_argument("--ls-n", type=positive, default=e.ls_n, help="LS: samples labelled by the digit network "
                                                                   "(the most confident half is used)")
     p.add_argument("--no-cache", action="store_true", help="recompute the real set's features")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
@@ -115,9 +63,10 @@ def add_parser(sub) -> None:
 def cmd_eval(a) -> int:
     import json
 
-    from ..train.trainer import resolve_device
-    from .options import parse_metrics
-    from .report import format_table
+    from ganforge.devices import resolve_device
+    from ganforge.metrics.options import parse_metrics
+    from ganforge.metrics.pipeline import run_eval
+    from ganforge.metrics.report import format_table
 
     opts = EvalOptions(metrics=parse_metrics(a.metrics), n=a.n, seed=a.seed, batch_size=a.batch_size,
                        kid_subsets=a.kid_subsets, kid_subset_size=a.kid_subset_size, real_max=a.real_max,

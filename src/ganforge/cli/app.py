@@ -1,0 +1,56 @@
+"""The ``ganforge`` command: builds the parser from the command modules and runs one command.
+
+Expected failures are :class:`~ganforge.errors.GanforgeError` and are printed as one line; Ctrl-C is one
+line too. Anything else is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ganforge.cli import eval as eval_cmd
+from ganforge.cli import generate, info, stylegan, train
+from ganforge.cli.common import FMT, Parser, print_error
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ganforge import __version__
+
+    p = Parser(prog="ganforge", description="Train, sample and measure GANs.", formatter_class=FMT)
+    p.add_argument("--version", action="version", version=f"ganforge {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (train.add_parser, generate.add_generate, generate.add_interpolate, info.add_info,
+                info.add_datasets, info.add_bench, eval_cmd.add_parser, stylegan.add_parsers):
+        add(sub)
+    return p
+
+
+def explicit_options(argv: list[str] | None) -> set[str]:
+    """Names of the options the user actually typed (so --resume/--config keep the rest)."""
+    parser = build_parser()
+    for action in parser._subparsers._group_actions[0].choices.values():
+        for act in action._actions:
+            act.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ganforge.errors import GanforgeError
+
+    args = build_parser().parse_args(argv)
+    args.explicit = explicit_options(argv)
+    try:
+        return args.func(args)
+    except GanforgeError as e:
+        print_error(args.command, str(e))
+        return 2
+    except FileNotFoundError as e:  # a path the user named that is not there
+        print_error(args.command, f"{e.filename or e}: no such file or folder")
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nganforge {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""What the command modules share: the parser and help formatter, argument types and common options."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows '(default: X)' once: not for options without a default or whose help already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or "(None:" in text:
+            return text
+        return super()._get_help_string(action)
+
+
+FMT = HelpFormatter
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument error is one line and a pointer to --help, not the whole usage block."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\nsee `{self.prog} --help`\n")
+
+
+def positive(value: str) -> int:
+    n = _int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {value}")
+    return n
+
+
+def non_negative(value: str) -> int:
+    n = _int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive whole number, got {value}")
+    return n
+
+
+def _int(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {value!r}") from None
+
+
+def layers_arg(value: str):
+    """A JSON list of layers, inline or in a file."""
+    text = Path(value).read_text() if Path(value).is_file() else value
+    try:
+        layers = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not a JSON layer list or a file holding one ({e.msg})") from e
+    if not isinstance(layers, list):
+        raise argparse.ArgumentTypeError("a layer list must be a JSON array of objects")
+    return layers
+
+
+def json_object(value: str) -> dict:
+    try:
+        obj = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not a JSON object ({e.msg})") from e
+    if not isinstance(obj, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object like '{\"mapping_layers\": 8}'")
+    return obj
+
+
+def psi_list(value: str) -> list[float]:
+    try:
+        psis = [float(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number or a comma list of numbers, got {value!r}") from None
+    if not psis:
+        raise argparse.ArgumentTypeError("give at least one psi, e.g. 0.7 or 1,0.7,0.5")
+    return psis
+
+
+def seeds(value: str) -> list[int]:
+    """Comma list of seeds and seed ranges: ``1,2,3`` or ``0-4,10``."""
+    try:
+        seeds = []
+        for part in value.split(","):
+            lo, sep, hi = part.strip().partition("-")
+            seeds.extend(range(int(lo), int(hi if sep else lo) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seeds like 1,2,3 or 0-4, got '{value}'") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"no seeds in '{value}'")
+    return seeds
+
+
+def add_device(p, default: str = "cpu") -> None:
+    p.add_argument("--device", default=default, choices=["auto", "cpu", "cuda", "mps"], help="where to compute")
+
+
+def add_precision(p) -> None:
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="reduced-precision blocks of a network (StyleGAN2's num_fp16_res): auto runs them in "
+                        "reduced precision on CUDA and on CPUs with fast bf16 (AMX), else in fp32")
+
+
+def print_error(command: str, message: str) -> None:
+    print(f"ganforge {command}: error: {message}", file=sys.stderr)

@@ -1,0 +1,111 @@
+"""`ganforge info`, `datasets` and `bench`: what a run, the model families, the data sets and this machine are."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ganforge.cli.common import FMT, positive
+
+
+def families_table() -> str:
+    from ganforge import models
+
+    fams = models.families()
+    width = max(map(len, fams))
+    rows = [f"{name:{width}s}  {desc}" + ("  [needs class labels]" if models.is_conditional(name) else "")
+            for name, desc in fams.items()]
+    return "model families:\n  " + "\n  ".join(rows)
+
+
+def _count(net) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def describe_run(path: str | Path) -> dict:
+    from ganforge.generate.runs import load_run
+    from ganforge.storage.checkpoint import CHECKPOINT_NAME
+
+    run = Path(path)
+    cfg, G, D = load_run(run)
+    run_dir = run if run.is_dir() else run.parent
+    last = None
+    log = run_dir / "log.jsonl"
+    if log.exists():
+        lines = log.read_text().strip().splitlines()
+        last = json.loads(lines[-1]) if lines else None
+    labels = {"samples.png": "sample grid", "progress.gif": "results over time", CHECKPOINT_NAME: "checkpoint",
+              "generated.png": "generated grid"}
+    files = {name: str(run_dir / name) for name in labels if (run_dir / name).exists()}
+    info = {
+        "run": str(run_dir), "family": cfg.model.family, "data": cfg.data.source,
+        "image_shape": list(cfg.model.img_shape), "classes": cfg.class_names, "z_dim": cfg.model.z_dim,
+        "step": G.step, "steps": cfg.train.steps, "loss": cfg.train.loss,
+        "g_params": _count(G), "d_params": _count(D), "last_metrics": last, "files": files,
+        "config": cfg.to_dict(),
+    }
+    t = cfg.train
+    text = [f"run {run_dir}",
+            f"  model    {cfg.model.family}: G {info['g_params']:,} params, D {info['d_params']:,} params, "
+            f"z {cfg.model.z_dim}",
+            f"  data     {cfg.data.source} at {cfg.model.resolution}x{cfg.model.resolution}, "
+            f"{cfg.model.channels} channel(s)" + (f", classes {', '.join(cfg.class_names)}" if cfg.class_names else ""),
+            f"  training step {G.step} of {t.steps}; {t.loss} loss, batch {t.batch_size}, lr G {t.g_lr} / D {t.d_lr}, "
+            f"EMA {t.ema_decay}, DiffAugment '{t.diffaug}'"]
+    if last:
+        text.append("  last     " + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "step"))
+    for name, p in files.items():
+        text.append(f"  {labels[name] + ':':19s}{p}")
+    info["text"] = "\n".join(text)
+    return info
+
+
+def add_info(sub):
+    p = sub.add_parser("info", formatter_class=FMT, help="describe a run, or list the model families")
+    p.add_argument("run", nargs="?", help="run directory")
+    p.add_argument("--families", action="store_true", help="list the model families")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+
+
+def cmd_info(a) -> int:
+    if a.families or not a.run:
+        print(families_table())
+        return 0
+    info = describe_run(a.run)
+    print(json.dumps(info, indent=2) if a.json else info["text"])
+    return 0
+
+
+def add_datasets(sub):
+    p = sub.add_parser("datasets", formatter_class=FMT, help="list the built-in data sets")
+    p.set_defaults(func=cmd_datasets)
+
+
+def cmd_datasets(a) -> int:
+    from ganforge.data import builtin_datasets
+
+    for name, desc in builtin_datasets().items():
+        print(f"{name:10s} {desc}")
+    print("\nOr pass a folder or .zip of images (png, jpg, webp, bmp, gif); sub-folders become class labels.")
+    return 0
+
+
+def add_bench(sub):
+    p = sub.add_parser("bench", formatter_class=FMT, help="measure training and generation speed on this device")
+    p.add_argument("--family", default="dcgan", help="model family to measure")
+    p.add_argument("--data", default="mnist", help="data set")
+    p.add_argument("--steps", type=positive, default=40, help="timed training steps per measurement")
+    p.add_argument("--batch-size", type=positive, default=64, help="training batch size")
+    p.add_argument("--repeats", type=positive, default=3, help="alternating repeats (the best is kept)")
+    p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_bench)
+
+
+def cmd_bench(a) -> int:
+    from ganforge.train.bench import format_report, run_bench
+
+    report = run_bench(family=a.family, data=a.data, steps=a.steps, batch_size=a.batch_size, repeats=a.repeats,
+                       device=a.device)
+    print(json.dumps(report, indent=2) if a.json else format_report(report))
+    return 0

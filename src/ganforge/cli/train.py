@@ -1,0 +1,218 @@
+"""`ganforge train`: options -> RunConfig -> Trainer inside a Run directory."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ganforge.cli.common import FMT, json_object, layers_arg, non_negative, positive
+from ganforge.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+D, M, T = DataConfig(), ModelConfig(), TrainConfig()
+
+
+def add_parser(sub):
+    p = sub.add_parser("train", formatter_class=FMT, help="train a GAN on a built-in data set or your images",
+                       description="Train a GAN. DATA is a built-in name (see `ganforge datasets`) or a folder / "
+                                   ".zip of images (sub-folders become classes).")
+    p.add_argument("data", nargs="?", default=D.source, help="data set: built-in name, folder or .zip")
+    p.add_argument("--out", default=None, help="run directory (default runs/FAMILY-DATA; -2, -3... if taken)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its checkpoint (other options ignored "
+                                                    "except --steps and --device)")
+    p.add_argument("--config", metavar="JSON", help="start from a config.json of an earlier run; flags override it")
+    p.add_argument("--init", metavar="RUN", help="fine-tune: start from RUN's networks (e.g. one made by "
+                                                 "import-stylegan), with RUN's model config and fresh optimizers")
+    p.add_argument("--preset", help="start from a named recipe; flags override it: " + ", ".join(preset_names()))
+    d = p.add_argument_group("data")
+    d.add_argument("--resolution", type=int, default=D.resolution, help="image size (None: native, 64 for folders)")
+    d.add_argument("--channels", type=int, choices=[1, 3], default=D.channels, help="1 gray or 3 RGB (None: auto)")
+    d.add_argument("--fit", choices=["center-crop", "pad", "stretch"], default=D.fit, help="non-square images")
+    d.add_argument("--no-labels", action="store_true", help="ignore class labels / sub-folder names")
+    d.add_argument("--xflip", action="store_true", help="random horizontal flips of the real images")
+    d.add_argument("--no-cache", action="store_true", help="decode images again instead of using the cache")
+    d.add_argument("--pad", type=non_negative, default=D.pad, help="black border added around each image "
+                                                                    "(2 makes 28 px MNIST 32 px)")
+    m = p.add_argument_group("model")
+    m.add_argument("--family", default=M.family, help="model family (see `ganforge info --families`)")
+    m.add_argument("--z-dim", type=positive, default=M.z_dim, help="latent size")
+    m.add_argument("--g-width", type=positive, default=M.g_width, help="generator base width")
+    m.add_argument("--d-width", type=positive, default=M.d_width, help="discriminator base width")
+    m.add_argument("--spectral-norm", action="store_true", help="spectral normalisation on D")
+    m.add_argument("--d-norm", choices=["auto", "batch", "none"], default=M.d_norm, help="D normalisation")
+    m.add_argument("--g-layers", type=layers_arg, help="layers family: generator layer list (JSON or file)")
+    m.add_argument("--d-layers", type=layers_arg, help="layers family: discriminator layer list (JSON or file)")
+    m.add_argument("--model-options", type=json_object, help="family options as a JSON object, e.g. stylegan2: "
+                                                              "'{\"mapping_layers\": 8, \"channel_base\": 16384}'")
+    t = p.add_argument_group("training")
+    t.add_argument("--steps", type=positive, default=T.steps, help="generator steps")
+    t.add_argument("--batch-size", type=positive, default=T.batch_size, help="global batch size")
+    t.add_argument("--loss", choices=["ns", "hinge", "lsgan", "wgan-gp"], default=T.loss, help="GAN objective")
+    t.add_argument("--g-opt", choices=["adam", "sgd", "rmsprop"], default=T.g_opt, help="generator optimizer")
+    t.add_argument("--d-opt", choices=["adam", "sgd", "rmsprop"], default=T.d_opt, help="discriminator optimizer")
+    t.add_argument("--g-lr", type=float, default=T.g_lr, help="generator learning rate")
+    t.add_argument("--d-lr", type=float, default=T.d_lr, help="discriminator learning rate")
+    t.add_argument("--g-betas", type=float, nargs=2, default=T.g_betas, help="generator Adam betas")
+    t.add_argument("--d-betas", type=float, nargs=2, default=T.d_betas, help="discriminator Adam betas")
+    t.add_argument("--d-steps", type=positive, default=T.d_steps, help="D steps per G step")
+    t.add_argument("--ema-decay", type=float, default=T.ema_decay, help="generator EMA decay (0: off)")
+    t.add_argument("--r1-gamma", type=float, default=T.r1_gamma, help="R1 penalty weight (0: off)")
+    t.add_argument("--gp-weight", type=float, default=T.gp_weight, help="WGAN-GP penalty weight")
+    t.add_argument("--r1-every", type=positive, default=T.r1_every, help="lazy R1: every N steps (StyleGAN2: 16)")
+    t.add_argument("--pl-weight", type=float, default=T.pl_weight, help="path-length regularisation (StyleGAN2: 2)")
+    t.add_argument("--pl-every", type=positive, default=T.pl_every, help="lazy path-length interval")
+    t.add_argument("--style-mixing", type=float, default=T.style_mixing, help="style-mixing probability (0.9)")
+    t.add_argument("--ema-kimg", type=float, default=T.ema_kimg, help="G EMA half-life in thousands of images "
+                                                                      "(> 0 replaces --ema-decay)")
+    t.add_argument("--ema-rampup", type=float, default=T.ema_rampup, help="EMA half-life ramp (0.05; 0: off)")
+    t.add_argument("--ada-target", type=float, default=T.ada_target, help="adaptive augmentation target for "
+                                                                          "E[sign D(real)] (0.6); 0: off")
+    t.add_argument("--ada-p", type=float, default=T.ada_p, help="initial (or fixed) augmentation probability")
+    t.add_argument("--ada-pipe", default=T.ada_pipe, help="ADA transforms: b blit, g geometric, c colour")
+    t.add_argument("--diffaug", default=T.diffaug, help="DiffAugment policy: comma list of translation,cutout,"
+                                                        "color; '' for none (measured better on MNIST)")
+    t.add_argument("--seed", type=int, default=T.seed, help="random seed (same seed, same run on CPU)")
+    t.add_argument("--sample-every", type=positive, default=T.sample_every, help="steps between sample grids")
+    t.add_argument("--ckpt-every", type=positive, default=T.ckpt_every, help="steps between checkpoints")
+    t.add_argument("--log-every", type=positive, default=T.log_every, help="steps between metric logs")
+    t.add_argument("--grid-size", type=positive, default=T.grid_size, help="images per sample grid")
+    t.add_argument("--eval-every", type=non_negative, default=T.eval_every,
+                   help="steps between FID evaluations (logged to log.jsonl; the best is kept as "
+                        "best.safetensors); 0: off")
+    t.add_argument("--eval-n", type=positive, default=T.eval_n, help="generated images per --eval-every FID")
+    h = p.add_argument_group("hardware and logging")
+    h.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=T.device, help="where to train")
+    h.add_argument("--precision", choices=["auto", "fp32", "bf16"], default=T.precision,
+                   help="bf16 autocast or fp32; auto: bf16 on CPUs with AMX units (measured faster), else fp32")
+    h.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=T.channels_last,
+                   help="channels-last memory format; neither flag: on for the StyleGAN2 families on x86 CPUs, "
+                        "where it was measured faster, else off")
+    h.add_argument("--tensorboard", action="store_true", help="log scalars and grids to RUN/tensorboard")
+    h.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def preset_names() -> list[str]:
+    from ganforge.train.presets import PRESETS
+
+    return list(PRESETS)
+
+
+def _config_from_args(a) -> RunConfig:
+    from ganforge.errors import ConfigError
+    from ganforge.train.presets import preset_config
+
+    if a.config and a.preset:
+        raise ConfigError("--config and --preset both give a starting config: use one of them")
+    cfg = RunConfig.load(a.config) if a.config else preset_config(a.preset) if a.preset else RunConfig()
+    given = a.explicit if (a.config or a.preset) else None
+
+    def put(section, field, value, arg=None):
+        if given is None or (arg or field) in given:
+            setattr(section, field, value)
+
+    put(cfg.data, "source", a.data, arg="data")
+    for f in ("resolution", "channels", "fit", "xflip"):
+        put(cfg.data, f, getattr(a, f))
+    put(cfg.data, "labels", not a.no_labels, arg="no_labels")
+    put(cfg.data, "cache", not a.no_cache, arg="no_cache")
+    put(cfg.data, "pad", a.pad)
+    for f in ("family", "z_dim", "g_width", "d_width", "spectral_norm", "d_norm", "g_layers", "d_layers"):
+        put(cfg.model, f, getattr(a, f))
+    if a.model_options is not None:
+        cfg.model.options = {**(cfg.model.options or {}), **a.model_options}  # a preset's options stay unless named
+    for f in ("steps", "batch_size", "loss", "g_opt", "d_opt", "g_lr", "d_lr", "d_steps", "ema_decay", "r1_gamma",
+              "gp_weight", "diffaug", "seed", "sample_every", "ckpt_every", "log_every", "grid_size", "device",
+              "precision", "channels_last", "tensorboard", "eval_every", "eval_n", "r1_every", "pl_weight",
+              "pl_every", "style_mixing", "ema_kimg", "ema_rampup", "ada_target", "ada_p", "ada_pipe"):
+        put(cfg.train, f, getattr(a, f))
+    put(cfg.train, "g_betas", tuple(a.g_betas))
+    put(cfg.train, "d_betas", tuple(a.d_betas))
+    if not cfg.data.source:
+        raise ConfigError(f"preset {a.preset} needs DATA: a folder or .zip of your images, e.g. "
+                          f"ganforge train ~/faces --preset {a.preset}")
+    return cfg
+
+
+def cmd_train(a) -> int:
+    from ganforge.devices import resolve_device
+    from ganforge.train import distributed
+    from ganforge.train.presets import GPU_PRESETS
+
+    if a.resume and (a.init or a.preset or a.config):
+        from ganforge.errors import ConfigError
+
+        raise ConfigError("--resume continues a run with its own config: drop --init, --preset and --config")
+    if a.resume:
+        cfg = RunConfig.load(a.resume)
+    else:
+        cfg = _config_from_args(a)
+    device = resolve_device(a.device if "device" in a.explicit or not a.resume else cfg.train.device)
+    dist = distributed.init_from_env(device.type)
+    if a.preset in GPU_PRESETS and device.type == "cpu" and dist.is_main:
+        print(f"warning: preset {a.preset} is sized for a GPU; on a 2-core CPU paper256 trains at about 1,400 s "
+              "per thousand images (docs/benchmarks.md), so the paper's length would take over a year",
+              file=sys.stderr)
+    try:
+        status = _train(a, cfg, device, dist)
+    except BaseException:
+        distributed.shutdown(dist, wait=False)  # the other ranks may never reach a barrier
+        raise
+    distributed.shutdown(dist)
+    if dist.active:
+        distributed.exit_worker(status)
+    return status
+
+
+def _train(a, cfg: RunConfig, device, dist) -> int:
+    from ganforge.data import load_dataset
+    from ganforge.devices import set_cpu_threads
+    from ganforge.train import distributed
+    from ganforge.train.run import Run, new_run_dir
+    from ganforge.train.trainer import Trainer, init_weights
+
+    if device.type == "cuda":
+        import torch
+
+        device = torch.device("cuda", dist.local_rank)
+    else:
+        set_cpu_threads(dist.world_size)
+    data = load_dataset(cfg.data)
+    if dist.is_main:
+        print(f"data: {data}")
+    if a.resume:
+        run = Run.resume(a.resume, data, device=device, dist=dist, progress=not a.quiet,
+                         steps=a.steps if "steps" in a.explicit else None)
+        if dist.is_main:
+            print(f"resuming {a.resume} at step {run.trainer.step_count} of {run.trainer.cfg.train.steps}")
+    else:
+        init = None
+        if a.init:
+            from ganforge.config import RunConfig
+            from ganforge.storage.checkpoint import load_checkpoint
+
+            init = RunConfig.load(a.init)
+            cfg.model = init.model  # the weights fix the architecture
+        trainer = Trainer(cfg, data, device=device, dist=dist)
+        if init is not None:
+            loaded = init_weights(trainer, a.init, load_checkpoint(a.init)[0], init)
+            if dist.is_main:
+                print(f"initialised {', '.join(loaded)} from {a.init}")
+        run_dir = a.out or f"runs/{cfg.model.family}-{Path(cfg.data.source).stem or 'data'}"
+        run_dir = distributed.agree_on(str(new_run_dir(run_dir)) if dist.is_main else None, dist)
+        run = Run(trainer, run_dir, progress=not a.quiet)
+    reason = run.train()
+    out = run.finish()
+    if not dist.is_main:
+        return 0
+    if reason != "done":
+        print(f"\n{reason}: stopped at step {run.trainer.step_count}; checkpoint saved.\n"
+              f"Continue with: ganforge train --resume {run.dir}")
+        return 130 if reason == "SIGINT" else 143 if reason == "SIGTERM" else 1
+    print(f"\ntrained {run.trainer.step_count} steps. Run directory: {run.dir}")
+    for label, key in (("sample grid", "grid"), ("results over time", "gif"), ("checkpoint", "checkpoint")):
+        if key in out:
+            print(f"  {label + ':':19s}{out[key]}")
+    print(f"Next: ganforge generate {run.dir} --n 16 --grid grid.png")
+    return 0
+
+

@@ -1,0 +1,48 @@
+"""The family registry: each family module registers a builder ``build(cfg) -> (G, D)`` here."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch.nn as nn
+
+from ganforge.config import ModelConfig
+from ganforge.errors import ConfigError
+
+Builder = Callable[[ModelConfig], "tuple[nn.Module, nn.Module]"]
+_REGISTRY: dict[str, tuple[Builder, str, bool]] = {}
+
+
+def register(name: str, description: str, conditional: bool = False):
+    """Decorator: add a family builder under ``name``. ``conditional`` families need class labels."""
+
+    def wrap(fn: Builder) -> Builder:
+        _REGISTRY[name] = (fn, description, conditional)
+        return fn
+
+    return wrap
+
+
+def families() -> dict[str, str]:
+    """Family name -> one-line description."""
+    return {name: desc for name, (_, desc, _) in sorted(_REGISTRY.items())}
+
+
+def is_conditional(family: str) -> bool:
+    _check(family)
+    return _REGISTRY[family][2]
+
+
+def build(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
+    """Build (generator, discriminator) for ``cfg``; both carry the shared attributes."""
+    _check(cfg.family)
+    G, D = _REGISTRY[cfg.family][0](cfg)
+    for net in (G, D):
+        net.z_dim = cfg.z_dim
+        net.num_classes = cfg.num_classes
+        net.img_shape = cfg.img_shape
+    return G, D
+
+
+def _check(family: str) -> None:
+    if family not in _REGISTRY:
+        raise ConfigError(f"unknown model family '{family}'; choose one of: {', '.join(sorted(_REGISTRY))}")

@@ -1,0 +1,1 @@
+"""What the discriminator sees: DiffAugment (:mod:`.diffaug`) and adaptive augmentation, ADA (:mod:`.ada`)."""
