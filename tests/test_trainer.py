@@ -132,3 +132,15 @@ def test_config_overrides_parse_json_or_plain_strings():
             RunConfig().with_overrides([bad])
     with pytest.raises(ConfigError, match="nonsense"):
         RunConfig().with_overrides(["train.nonsense=1"])
+
+
+def test_step_statistics_stay_on_the_device_until_read(tiny_cfg, digits):
+    """No .item() per step: a GPU is not stalled by a loop that reads the statistics only when it logs."""
+    stats = Trainer(tiny_cfg, digits).step()
+    assert set(stats.unread()) >= {"loss_d", "loss_g", "d_real", "d_fake"}
+    loss_d = stats["loss_d"]
+    assert isinstance(loss_d, float) and "loss_d" not in stats.unread()
+    values = dict(stats)
+    assert stats.unread() == [] and values["loss_d"] == loss_d
+    assert all(isinstance(v, (int, float)) for v in values.values())
+    assert 0 < values["d_real"] < 1 and 0 < values["d_fake"] < 1  # probabilities for the ns loss

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Mapping
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -71,6 +72,43 @@ def validate(t) -> None:
     for name in ("g_betas", "d_betas"):
         if not all(0 <= b < 1 for b in getattr(t, name)):
             raise ConfigError(f"{name} must lie in [0, 1), got {list(getattr(t, name))}")
+
+
+class Batch(NamedTuple):
+    """What one step's phases share: the real batch, the latents and the fakes made from them."""
+    real: torch.Tensor
+    c_real: torch.Tensor | None
+    z: torch.Tensor
+    c_fake: torch.Tensor | None
+    fake: torch.Tensor
+
+
+class StepStats(Mapping):
+    """A step's statistics. Losses and D's outputs stay tensors on the device until read: reading one
+    (``stats["loss_d"]``, ``dict(stats)``) converts it to a float, which waits for the device, so a loop that
+    reads them only when it logs does not stall a GPU every step."""
+
+    def __init__(self, values: dict[str, Any]):
+        self._values = values
+
+    def __getitem__(self, key: str):
+        value = self._values[key]
+        if isinstance(value, torch.Tensor):
+            value = self._values[key] = value.item()
+        return value
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def unread(self) -> list[str]:
+        """Names of the statistics still held as device tensors (not read yet)."""
+        return [k for k, v in self._values.items() if isinstance(v, torch.Tensor)]
+
+    def __repr__(self) -> str:
+        return f"StepStats({dict(self)})"
 
 
 def _optimizer(name: str, params, lr: float, betas) -> torch.optim.Optimizer:
@@ -207,66 +245,92 @@ class Trainer:
         return ddp.mean_across(value, self.dist.world_size) if self.dist.active else value
 
     # ----------------------------------------------------------------- one step
-    def step(self) -> dict[str, float]:
-        """One generator update after ``d_steps`` discriminator updates; returns the step's metrics."""
+    def step(self) -> StepStats:
+        """One generator update after ``d_steps`` discriminator updates, in the official loss's phases:
+        D main, D regulariser (lazy R1), G main, G regulariser (lazy path length). Returns the step's
+        statistics, read from the device only when looked at."""
         t, start = self.cfg.train, time.perf_counter()
-        G, D = self.G, self.D
-        G.train()
-        D.train()
+        self.G.train()
+        self.D.train()
+        stats: dict[str, Any] = {}
         for i in range(t.d_steps):
-            real, c_real = self._real_batch()
-            z, c_fake = self._latents()
-            last = i == t.d_steps - 1
-            with self._autocast:
-                # On the last D step the fakes keep their graph so the G step can reuse them.
-                with torch.no_grad() if not last else nullcontext():
-                    fake = self._generate(z, c_fake)
-                d_real = D(self._augment(real), c_real).float()
-                d_fake = D(self._augment(fake.detach()), c_fake).float()
-                loss_d = self.loss.d_loss(d_real, d_fake)
-            if self.loss.gradient_penalty:
-                loss_d = loss_d + t.gp_weight * gradient_penalty(D, real, fake.detach(), c_real, self.noise_gen)
-            if t.r1_gamma > 0 and not self.lazy_r1:
-                loss_d = loss_d + t.r1_gamma / 2 * r1_penalty(self._d_augmented, real, c_real)
-            self._apply(self.opt_D, D, loss_d)
-            if self.ada_control is not None:
-                self.ada_control.observe(d_real.detach())
-        metrics = {}
+            batch = self._d_main(keep_fake_graph=i == t.d_steps - 1, stats=stats)
         if self.lazy_r1 and self.step_count % t.r1_every == 0:
-            # Lazy R1 (StyleGAN2): its own D step every r1_every steps, weighted by the interval.
-            r1 = r1_penalty(self._d_augmented, real, c_real)
-            self._apply(self.opt_D, D, r1 * (t.r1_gamma / 2 * t.r1_every))
-            metrics["r1"] = r1.item()
+            self._d_reg(batch, stats)
+        self.D.requires_grad_(False)  # the G phases need gradients w.r.t. images only, not D's weights
+        try:
+            self._g_main(batch, stats)
+            if self.lazy_pl and self.step_count % t.pl_every == 0:
+                self._g_reg(batch, stats)
+        finally:
+            self.D.requires_grad_(True)
+        self._end_step(stats)
+        seconds = time.perf_counter() - start
+        return StepStats({"step": self.step_count, **stats, "img_per_s": t.batch_size * t.d_steps / seconds,
+                          "seconds": seconds})
 
-        D.requires_grad_(False)  # the G step needs gradients w.r.t. images only, not D's weights
+    def _d_main(self, keep_fake_graph: bool, stats: dict) -> Batch:
+        """D's main phase: real up, fake down (with the non-lazy R1 or WGAN-GP penalty). On the last D step
+        the fakes keep their graph so that G's main phase reuses them."""
+        t, D = self.cfg.train, self.D
+        real, c_real = self._real_batch()
+        z, c_fake = self._latents()
         with self._autocast:
-            d_gen = D(self._augment(fake), c_fake).float()
+            with nullcontext() if keep_fake_graph else torch.no_grad():
+                fake = self._generate(z, c_fake)
+            d_real = D(self._augment(real), c_real).float()
+            d_fake = D(self._augment(fake.detach()), c_fake).float()
+            loss_d = self.loss.d_loss(d_real, d_fake)
+        if self.loss.gradient_penalty:
+            loss_d = loss_d + t.gp_weight * gradient_penalty(D, real, fake.detach(), c_real, self.noise_gen)
+        if t.r1_gamma > 0 and not self.lazy_r1:
+            loss_d = loss_d + t.r1_gamma / 2 * r1_penalty(self._d_augmented, real, c_real)
+        self._apply(self.opt_D, D, loss_d)
+        if self.ada_control is not None:
+            self.ada_control.observe(d_real.detach())
+        read = torch.sigmoid if self.loss.probabilities else (lambda v: v)
+        stats["loss_d"] = loss_d.detach()
+        stats["d_real"], stats["d_fake"] = read(d_real.detach()).mean(), read(d_fake.detach()).mean()
+        return Batch(real, c_real, z, c_fake, fake)
+
+    def _d_reg(self, batch: Batch, stats: dict) -> None:
+        """Lazy R1 (StyleGAN2): its own D step every r1_every steps, weighted by the interval."""
+        t = self.cfg.train
+        r1 = r1_penalty(self._d_augmented, batch.real, batch.c_real)
+        self._apply(self.opt_D, self.D, r1 * (t.r1_gamma / 2 * t.r1_every))
+        stats["r1"] = r1.detach()
+
+    def _g_main(self, batch: Batch, stats: dict) -> None:
+        """G's main phase: make D call the fakes of the last D step real."""
+        with self._autocast:
+            d_gen = self.D(self._augment(batch.fake), batch.c_fake).float()
             loss_g = self.loss.g_loss(d_gen)
-        self._apply(self.opt_G, G, loss_g)
-        if self.lazy_pl and self.step_count % t.pl_every == 0:
-            n = max(1, self.local_batch // t.pl_batch_shrink)
-            pl = self.path_length.penalty(G, z[:n], None if c_fake is None else c_fake[:n], t.style_mixing,
-                                          self.noise_gen, self._reduce_mean)
-            self._apply(self.opt_G, G, pl * (t.pl_weight * t.pl_every))
-            metrics["pl_penalty"], metrics["pl_mean"] = pl.item(), self.path_length.mean.item()
-        D.requires_grad_(True)
+        self._apply(self.opt_G, self.G, loss_g)
+        stats["loss_g"] = loss_g.detach()
+
+    def _g_reg(self, batch: Batch, stats: dict) -> None:
+        """Lazy path-length regularisation (StyleGAN2) on a shrunk batch, weighted by the interval."""
+        t = self.cfg.train
+        n = max(1, self.local_batch // t.pl_batch_shrink)
+        c = None if batch.c_fake is None else batch.c_fake[:n]
+        pl = self.path_length.penalty(self.G, batch.z[:n], c, t.style_mixing, self.noise_gen, self._reduce_mean)
+        self._apply(self.opt_G, self.G, pl * (t.pl_weight * t.pl_every))
+        stats["pl_penalty"], stats["pl_mean"] = pl.detach(), self.path_length.mean.detach()
+
+    def _end_step(self, stats: dict) -> None:
+        """After the updates: ADA's p, buffers shared across ranks, the generator average, the step count."""
+        t = self.cfg.train
         if self.ada_control is not None:
             if self.dist.active:
                 self.ada_control.set_sums(ddp.sum_across(self.ada_control.sums()))
             self.ada_control.update(self.ada, t.batch_size * t.d_steps)
         if self.ada is not None:
-            metrics["ada_p"] = self.ada.p
-
+            stats["ada_p"] = self.ada.p
         if self.dist.active:
-            ddp.broadcast_buffers(G)
-            ddp.broadcast_buffers(D)
+            ddp.broadcast_buffers(self.G)
+            ddp.broadcast_buffers(self.D)
         self._update_ema()
         self.step_count += 1
-        seconds = time.perf_counter() - start
-        read = torch.sigmoid if self.loss.probabilities else (lambda v: v)
-        return {"step": self.step_count, "loss_d": loss_d.item(), "loss_g": loss_g.item(),
-                "d_real": read(d_real.detach()).mean().item(), "d_fake": read(d_fake.detach()).mean().item(),
-                **metrics, "img_per_s": t.batch_size * t.d_steps / seconds, "seconds": seconds}
 
     def _d_augmented(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         """D behind the augmentation, so that R1's gradient is taken w.r.t. the un-augmented image."""
