@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test install install-test clean
+.PHONY: demo test lint test-threads install install-test clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,8 +29,16 @@ demo: install
 	$(BIN)/ganforge generate runs/demo --n 64 --grid runs/demo/generated.png --out runs/demo/generated
 	$(BIN)/ganforge info runs/demo
 
-test: install-test
+test: install-test lint
 	$(BIN)/python -m pytest -q
+
+lint: install-test
+	$(BIN)/ruff check src tests benchmarks
+
+# The suite again with two torch threads, pinned to one core: no test may depend on the kernels a thread
+# count or a core count picks (the default suite runs one thread).
+test-threads: install-test
+	GANFORGE_TEST_THREADS=2 taskset -c 0 $(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info

@@ -4,7 +4,9 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(1)  # tiny models: threads cost more than they give, and tests run side by side
+# Tiny models: threads cost more than they give. GANFORGE_TEST_THREADS=2 runs the suite with two threads, to
+# check that no test depends on the kernels one thread count picks (see the Makefile's test-threads target).
+torch.set_num_threads(int(os.environ.get("GANFORGE_TEST_THREADS", "1")))
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 
