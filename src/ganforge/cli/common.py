@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import warnings
 from pathlib import Path
 
 
@@ -106,3 +108,23 @@ def add_precision(p) -> None:
 
 def print_error(command: str, message: str) -> None:
     print(f"ganforge {command}: error: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def one_line_warnings():
+    """While the command runs, print ganforge's own warnings as ``ganforge: warning: MESSAGE`` (no source path or
+    code line); other packages' warnings keep Python's format. Filters still apply: this changes only the text."""
+    from ganforge.errors import GanforgeWarning
+
+    original = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        if issubclass(category, GanforgeWarning):
+            return f"ganforge: warning: {message}\n"
+        return original(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = original

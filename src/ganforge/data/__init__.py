@@ -7,7 +7,6 @@ raised as :class:`DataError` before any training starts.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import torch
@@ -17,7 +16,7 @@ from ganforge.data import cache as _cache
 from ganforge.data.builtin import BUILTINS, load_builtin
 from ganforge.data.core import DEFAULT_FOLDER_RESOLUTION, FIT_MODES, IMAGE_EXTENSIONS, MIN_RESOLUTION, ImageDataset
 from ganforge.data.files import Decoded, decode_all, scan_folder, scan_zip
-from ganforge.errors import DataError
+from ganforge.errors import DataError, warn
 
 __all__ = ["DataError", "ImageDataset", "load_dataset", "builtin_datasets", "default_cache_dir",
            "IMAGE_EXTENSIONS"]
@@ -89,10 +88,9 @@ def load_dataset(cfg: DataConfig, cache_dir: str | Path | None = None) -> ImageD
             try:
                 _cache.save(target, data)
             except OSError as e:  # a read-only or full disk should not stop training
-                warnings.warn(f"could not write the dataset cache {target} ({e}); continuing without it",
-                              stacklevel=2)
+                warn(f"could not write the dataset cache {target} ({e}); continuing without it", stacklevel=2)
     if data.skip_message:
-        warnings.warn(data.skip_message, stacklevel=2)
+        warn(data.skip_message, stacklevel=2)
 
     labels = torch.from_numpy(data.labels) if data.labels is not None else None
     return _pad(ImageDataset(torch.from_numpy(data.images), labels, list(data.class_names), display, data.skipped),

@@ -1,0 +1,46 @@
+"""What a new user reads: one-line warnings and argument errors, help texts with one true default each."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+# ---- warnings ------------------------------------------------------------------------------------
+
+def test_a_cli_warning_is_one_ganforge_line_on_stderr(tmp_path):
+    # A real process: what the user sees is Python's warning display, which pytest replaces in-process.
+    folder = tmp_path / "pics"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGB", (10, 10), (60 * i, 0, 0)).save(folder / f"p{i}.png")
+    (folder / "broken.png").write_bytes(b"not an image")
+    cmd = [sys.executable, "-m", "ganforge", "train", str(folder), "--family", "dcgan", "--resolution", "8",
+           "--steps", "1", "--z-dim", "8", "--g-width", "8", "--d-width", "8", "--batch-size", "4",
+           "--grid-size", "4", "--quiet", "--device", "cpu", "--out", str(tmp_path / "run")]
+    env = dict(os.environ, PYTHONPATH=str(SRC), OMP_NUM_THREADS="1")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == (f"ganforge: warning: skipped 1 of 5 files that could not be read as images "
+                           f"(first: {folder / 'broken.png'}: cannot identify image file)\n")
+
+
+def test_library_users_can_still_filter_ganforge_warnings(tmp_path):
+    import warnings
+
+    from ganforge.config import DataConfig
+    from ganforge.data import load_dataset
+    from ganforge.errors import GanforgeWarning
+
+    Image.new("RGB", (10, 10)).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"junk")
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        warnings.filterwarnings("ignore", category=GanforgeWarning)
+        assert len(load_dataset(DataConfig(str(tmp_path), resolution=8, cache=False))) == 1
+    assert rec == []
