@@ -1,14 +1,23 @@
 """What a new user reads: one-line warnings and argument errors, help texts with one true default each."""
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
+from ganforge.cli import main
+from ganforge.cli.app import build_parser
+
 SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def subcommands() -> dict[str, argparse.ArgumentParser]:
+    return dict(build_parser()._subparsers._group_actions[0].choices)
 
 
 # ---- warnings ------------------------------------------------------------------------------------
@@ -44,3 +53,29 @@ def test_library_users_can_still_filter_ganforge_warnings(tmp_path):
         warnings.filterwarnings("ignore", category=GanforgeWarning)
         assert len(load_dataset(DataConfig(str(tmp_path), resolution=8, cache=False))) == 1
     assert rec == []
+
+
+# ---- argument errors -----------------------------------------------------------------------------
+
+def test_an_argument_error_is_two_lines_and_status_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--steps", "0"])
+    assert e.value.code == 2
+    assert capsys.readouterr().err == ("ganforge train: error: argument --steps: must be a positive whole number, "
+                                       "got 0\nsee `ganforge train --help`\n")
+
+
+@pytest.mark.parametrize("command", sorted(subcommands()))
+def test_every_subcommand_reports_argument_errors_in_two_lines(command, capsys):
+    needed = []  # the command's required arguments, so the unknown option is the only error
+    for action in subcommands()[command]._actions:
+        if not action.option_strings and action.nargs is None:
+            needed.append("x")
+        elif action.required:
+            needed += [action.option_strings[0], "x"]
+    with pytest.raises(SystemExit) as e:
+        main([command, *needed, "--no-such-option"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "usage:" not in err
+    assert err.splitlines() == [f"ganforge {command}: error: unrecognized arguments: --no-such-option",
+                                f"see `ganforge {command} --help`"]

@@ -28,6 +28,16 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\nsee `{self.prog} --help`\n")
 
+    def parse_args(self, args=None, namespace=None):
+        # argparse reports a sub-command's unknown options from the top parser ("ganforge: error: ..."); the
+        # sub-command's own parser says it, so the line names the command and its --help.
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            sub = next((a.choices[getattr(parsed, a.dest)] for a in self._actions
+                        if isinstance(a, argparse._SubParsersAction) and getattr(parsed, a.dest, None)), self)
+            sub.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
 
 def positive(value: str) -> int:
     n = _int(value)
