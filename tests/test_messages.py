@@ -79,3 +79,24 @@ def test_every_subcommand_reports_argument_errors_in_two_lines(command, capsys):
     assert e.value.code == 2 and "usage:" not in err
     assert err.splitlines() == [f"ganforge {command}: error: unrecognized arguments: --no-such-option",
                                 f"see `ganforge {command} --help`"]
+
+
+# ---- what a training run says and what `info` shows -----------------------------------------------
+
+TINY = ["--z-dim", "8", "--g-width", "8", "--d-width", "8", "--batch-size", "4", "--grid-size", "4", "--quiet",
+        "--device", "cpu", "--resolution", "8"]
+
+
+def test_a_run_on_class_folders_with_an_unconditional_family_notes_it_once(tmp_path):
+    from ganforge.errors import GanforgeWarning
+
+    for name in ("cat", "dog", "owl"):
+        (tmp_path / "pics" / name).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (10, 10), (40 * i, 0, 0)).save(tmp_path / "pics" / name / f"{i}.png")
+    with pytest.warns(GanforgeWarning) as rec:
+        assert main(["train", str(tmp_path / "pics"), "--family", "dcgan", "--steps", "2",
+                     "--out", str(tmp_path / "run"), *TINY]) == 0
+    assert [str(w.message) for w in rec] == [
+        "data has 3 classes (sub-folders) but family dcgan is unconditional: labels ignored; use cdcgan to use "
+        "them, or --no-labels to silence this"]

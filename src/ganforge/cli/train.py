@@ -176,7 +176,7 @@ def _train(a, cfg: RunConfig, device, dist) -> int:
         device = torch.device("cuda", dist.local_rank)
     else:
         set_cpu_threads(dist.world_size)
-    data = load_dataset(cfg.data)
+    data = load_dataset(cfg.data, family=cfg.model.family)
     if dist.is_main:
         print(f"data: {data}")
     if a.resume:
