@@ -100,3 +100,16 @@ def test_a_run_on_class_folders_with_an_unconditional_family_notes_it_once(tmp_p
     assert [str(w.message) for w in rec] == [
         "data has 3 classes (sub-folders) but family dcgan is unconditional: labels ignored; use cdcgan to use "
         "them, or --no-labels to silence this"]
+
+
+def test_info_shows_the_ema_in_force(tmp_path):
+    from ganforge.cli.info import describe_run, ema_text
+    from ganforge.config import TrainConfig
+
+    out = tmp_path / "run"
+    assert main(["train", "digits", "--family", "dcgan", "--steps", "1", "--ema-kimg", "10", "--ema-rampup", "0.05",
+                 "--out", str(out), *TINY]) == 0
+    assert ", EMA half-life 10 kimg, ramp-up 0.05, DiffAugment" in describe_run(out)["text"]
+    assert ema_text(TrainConfig(ema_kimg=10)) == "EMA half-life 10 kimg"
+    assert ema_text(TrainConfig()) == "EMA decay 0.999"
+    assert ema_text(TrainConfig(ema_decay=0.0)) == "EMA off"
