@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,6 +80,50 @@ def test_every_subcommand_reports_argument_errors_in_two_lines(command, capsys):
     assert e.value.code == 2 and "usage:" not in err
     assert err.splitlines() == [f"ganforge {command}: error: unrecognized arguments: --no-such-option",
                                 f"see `ganforge {command} --help`"]
+
+
+# ---- help texts ----------------------------------------------------------------------------------
+
+def _numbers_equal(text: str, value) -> bool:
+    try:
+        return float(text) == float(value)
+    except (TypeError, ValueError):
+        return False
+
+
+@pytest.mark.parametrize("command", sorted(subcommands()))
+def test_help_shows_at_most_one_default_and_it_is_the_real_one(command):
+    parser = subcommands()[command]
+    assert f"usage: ganforge {command}" in parser.format_help()  # the whole page renders
+    formatter = parser._get_formatter()  # and each option's help, as that page shows it
+    problems = []
+    for action in parser._actions:
+        if action.help in (None, argparse.SUPPRESS):
+            continue
+        text = " ".join(formatter._expand_help(action).split())
+        name = "/".join(action.option_strings) or action.dest
+        if text.lower().count("default") > 1:
+            problems.append(f"{name}: two defaults in {text!r}")
+        shown = re.search(r"\(default: ([^)]*)\)$", text)
+        if shown and action.default is not None and not isinstance(action.default, (list, tuple)) \
+                and str(action.default) != shown.group(1):
+            problems.append(f"{name}: shows default {shown.group(1)} but it is {action.default!r}")
+        # A bare "(0.9)" or "(0.05; ...)" reads as the default: it must be the default (label advice instead,
+        # e.g. "(StyleGAN2: 0.9)"). "(0: off)" says what a value means and is fine.
+        for number in re.findall(r"\((-?\d+(?:\.\d+)?)(?=[);])", text):
+            if not _numbers_equal(number, action.default):
+                problems.append(f"{name}: '({number}' reads as the default but it is {action.default!r}: {text!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_list_defaults_are_shown_as_typed():
+    helps = {a.dest: a for a in subcommands()["train"]._actions}
+    formatter = subcommands()["train"]._get_formatter()
+    assert formatter._expand_help(helps["g_betas"]).endswith("(default: 0.5 0.999)")
+    gen = subcommands()["generate"]
+    truncation = next(a for a in gen._actions if a.dest == "truncation")
+    assert gen._get_formatter()._expand_help(truncation).endswith("(default: 1.0)")
+    assert formatter._expand_help(helps["r1_gamma"]).endswith("(0: off) (default: 0.0)")  # a zero default is a default
 
 
 # ---- what a training run says and what `info` shows -----------------------------------------------

@@ -10,13 +10,20 @@ from pathlib import Path
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows '(default: X)' once: not for options without a default or whose help already says it."""
+    """Shows '(default: X)' once: not for options without a default (None, or a flag's False) or whose help
+    already says it. A list default is shown as it is typed: ``0.5 0.999`` for two values, ``1,0.7`` for a list."""
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or "(None:" in text:
+        # identity, not ==: a default of 0 or 0.0 is a real value and is shown ("0.0 in (False,)" would hide it)
+        no_default = action.default is None or action.default is False or action.default is argparse.SUPPRESS
+        shown = action.option_strings or action.nargs in ("?", "*")  # as argparse: no default for a required positional
+        if no_default or not shown or "default" in text or "(None:" in text:
             return text
-        return super()._get_help_string(action)
+        value = action.default
+        if isinstance(value, (list, tuple)):
+            value = (" " if action.nargs not in (None, "?") else ",").join(map(str, value))
+        return f"{text} (default: {str(value).replace('%', '%%')})"
 
 
 FMT = HelpFormatter
