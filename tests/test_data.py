@@ -14,7 +14,7 @@ from PIL import Image
 
 from ganforge.config import DataConfig
 from ganforge.data import ImageDataset, builtin_datasets, default_cache_dir, load_dataset
-from ganforge.errors import DataError
+from ganforge.errors import DataError, GanforgeWarning
 
 
 def save_img(path: Path, size=(10, 10), color=(200, 30, 30), mode="RGB", fmt=None) -> Path:
@@ -96,6 +96,46 @@ def test_zip_matches_folder(tmp_path, wrapper):
     a, b = load_dataset(cfg(root)), load_dataset(cfg(zpath))
     assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
     assert a.class_names == b.class_names and b.skipped == 0
+
+
+def test_zip_members_with_unsafe_paths_are_skipped_with_one_counted_warning(tmp_path):
+    good = save_img(tmp_path / "g.png").read_bytes()
+    zpath = tmp_path / "data.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for name in ("cat/a.png", "cat/b.png", "dog/c.png", "../x.png", "/abs/x.png", "C:/y.png", "..\\z.png",
+                     "dog/../../w.png", "../notes.txt"):
+            zf.writestr(name, good)
+    with pytest.warns(GanforgeWarning) as rec:
+        ds = load_dataset(cfg(zpath))
+    assert [str(w.message) for w in rec] == ["skipped 5 zip members with unsafe paths in data.zip (../x.png, "
+                                             "/abs/x.png, C:/y.png, ...): only paths inside the archive are read"]
+    assert len(ds) == 3 and ds.class_names == ["cat", "dog"]  # no class named '..', 'abs' or 'C:'
+
+
+def test_an_unconditional_family_says_once_that_it_ignores_the_classes(tmp_path):
+    root = make_classes(tmp_path / "d")
+    save_img(root / "owl" / "o.png")
+    note = ("data has 3 classes (sub-folders) but family dcgan is unconditional: labels ignored; use cdcgan to "
+            "use them, or --no-labels to silence this")
+    cache = tmp_path / "cache"
+    for _ in range(2):  # the second load is a cache hit: still exactly one note per load asked for it
+        with pytest.warns(GanforgeWarning) as rec:
+            ds = load_dataset(cfg(root, cache=True), cache_dir=cache, family="dcgan")
+        assert [str(w.message) for w in rec] == [note] and ds.num_classes == 3
+    assert "use cstylegan2" in _warnings(lambda: load_dataset(cfg(root), family="stylegan2"))[0]
+    assert "use cdcgan or cstylegan2" in _warnings(lambda: load_dataset(cfg(root), family="mlp"))[0]
+    # nothing to say: a conditional family, no family (not training), labels off, or a folder without classes
+    assert _warnings(lambda: load_dataset(cfg(root), family="cdcgan")) == []
+    assert _warnings(lambda: load_dataset(cfg(root))) == []
+    assert _warnings(lambda: load_dataset(cfg(root, labels=False), family="dcgan")) == []
+    assert _warnings(lambda: load_dataset(cfg(root / "cat"), family="dcgan")) == []
+
+
+def _warnings(load) -> list[str]:
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        load()
+    return [str(w.message) for w in rec]
 
 
 def test_corrupt_files_are_skipped_with_one_warning(tmp_path):

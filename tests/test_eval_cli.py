@@ -124,3 +124,12 @@ def test_eval_errors_are_one_line(run_dir, tmp_path, monkeypatch, capsys, argv, 
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("ganforge eval: error:") and message in err and "\n" not in err
+
+
+def test_the_table_prints_kid_times_1000_and_says_so():
+    from ganforge.metrics.report import format_table
+
+    result = {"metrics": {"kid": 0.06474484, "kid_std": 0.03289602}, "fake": "run", "real": "digits",
+              "features": "digits", "n": 48, "seconds": 1.0}
+    line = next(s for s in format_table(result).splitlines() if s.startswith("KID"))
+    assert line == "KID x10^3          64.745 ± 32.896   lower is better; mean ± std over subsets"

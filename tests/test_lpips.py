@@ -117,7 +117,9 @@ def test_bad_weights_files_raise_one_line_errors(vgg_state, tmp_path):
     save_file(trunk | {"features.0.weight": torch.zeros(64, 1, 3, 3)}, str(tmp_path / "shape.safetensors"))
     save_file(trunk | {"lin0.model.1.weight": lin["lin0.model.1.weight"]}, str(tmp_path / "somelin.safetensors"))
     (tmp_path / "vgg.h5").write_bytes(b"x")
-    cases = {"missing.safetensors": "not found", "evil.pt": "not a readable state dict",
+    cases = {"missing.safetensors": "not found",
+             "evil.pt": r"refused: the file holds pickled objects other than tensors \(it asks for .*system\), which "
+                        "ganforge never runs",
              "junk.safetensors": "not a readable state dict", "other.safetensors": "missing 'features.0.weight'",
              "shape.safetensors": r"'features.0.weight' has shape \[64, 1, 3, 3\], VGG16 needs \[64, 3, 3, 3\]",
              "somelin.safetensors": "lin0..lin4", "vgg.h5": "unknown weights format"}
@@ -126,6 +128,7 @@ def test_bad_weights_files_raise_one_line_errors(vgg_state, tmp_path):
             load_lpips(tmp_path / name)
         msg = str(e.value)
         assert name in msg and "\n" not in msg and "pass a .safetensors" in msg  # says what to pass instead
+        assert "weights_only" not in msg  # never the advice to load it with code execution on
         assert isinstance(e.value, ValueError) and isinstance(e.value, EvalError)
     assert not sentinel.exists()
 

@@ -3,6 +3,7 @@ import json
 import math
 import os
 import pickle
+import re
 import subprocess
 import sys
 import types
@@ -353,4 +354,28 @@ def test_importer_refuses_pickles_that_run_code(tmp_path, payload):
     for name in ("eval", "exec", "getattr", "__import__"):
         with pytest.raises(importer.UnsafePickleError, match=f"builtins.{name}"):
             importer.load_pickle(io.BytesIO(b"cbuiltins\n" + name.encode() + b"\n(S'1'\ntR."))
+    assert not sentinel.exists()
+
+
+class _HiddenInStorage:
+    """Pickles as the official tensor-storage call with bytes that are a torch file holding code."""
+
+    def __init__(self, command):
+        buf = io.BytesIO()
+        torch.save(_RunsCode(command), buf)
+        self.data = buf.getvalue()
+
+    def __reduce__(self):
+        return torch.storage._load_from_bytes, (self.data,)
+
+
+def test_importer_refuses_a_pickle_hidden_in_tensor_data_in_its_own_words(tmp_path):
+    sentinel = tmp_path / "pwned"
+    blob = pickle.dumps({"G_ema": _HiddenInStorage(f"touch {sentinel}")})
+    with pytest.raises(importer.UnsafePickleError) as e:
+        importer.load_pickle(io.BytesIO(blob))
+    # the name asked for is as torch's refusal spells it (here posix.system)
+    assert re.fullmatch(r"refused: the file holds a pickle inside a tensor's data \(it asks for [\w.]*system\), "
+                        "which ganforge never runs", str(e.value))
+    assert e.value.__cause__ is None and e.value.__suppress_context__  # torch's advice is not chained on
     assert not sentinel.exists()

@@ -18,7 +18,7 @@ from ganforge.generate.stylegan import BLANK, import_stylegan, interpolate_w, no
 from ganforge.models.stylegan2 import Discriminator, Generator, importer
 from ganforge.storage.checkpoint import module_tensors, save_checkpoint
 from ganforge.storage.images import to_uint8
-from test_stylegan2 import SMALL_D, SMALL_G, _RunsCode, official_style_pickle
+from test_stylegan2 import SMALL_D, SMALL_G, _HiddenInStorage, _RunsCode, official_style_pickle
 
 
 def official_nets(c_dim=0, seed=0):
@@ -104,6 +104,29 @@ def test_unsafe_or_foreign_pickles_are_refused_without_writing(tmp_path):
     assert "not a readable network pickle" in str(errors["junk.pkl"].value)
     assert "holds no StyleGAN2 generator" in str(errors["plain.pkl"].value)
     assert not sentinel.exists() and not (tmp_path / "run").exists()
+
+
+def test_import_refusals_and_folders_are_one_line_of_ganforge_s_own(tmp_path, capsys):
+    from ganforge.cli import main
+
+    sentinel = tmp_path / "pwned"
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps({"G_ema": _HiddenInStorage(f"touch {sentinel}")}))
+    assert main(["import-stylegan", str(tmp_path / "evil.pkl"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ganforge import-stylegan: error: evil.pkl: refused: the file holds a pickle inside a "
+                          "tensor's data (it asks for ") and err.endswith("), which ganforge never runs\n")
+    assert "weights_only" not in err and not sentinel.exists() and not (tmp_path / "run").exists()
+
+    snapshots = tmp_path / "training-runs"
+    snapshots.mkdir()
+    assert main(["import-stylegan", str(snapshots)]) == 2
+    assert capsys.readouterr().err == (f"ganforge import-stylegan: error: {snapshots} is a folder with no .pkl file "
+                                       "in it: pass a network .pkl file, as stylegan2-ada-pytorch writes\n")
+    for kimg in ("000200", "000400"):
+        (snapshots / f"network-snapshot-{kimg}.pkl").write_bytes(b"")
+    assert main(["import-stylegan", str(snapshots)]) == 2
+    assert capsys.readouterr().err == (f"ganforge import-stylegan: error: {snapshots} is a folder: pass one network "
+                                       f".pkl file in it, e.g. {snapshots / 'network-snapshot-000400.pkl'}\n")
 
 
 def test_family_options_must_agree_with_the_config():

@@ -5,6 +5,10 @@ Every expected failure (bad input, a missing file, an option that does not fit) 
 ``GanforgeError`` once and prints ``ganforge CMD: error: MESSAGE``; anything else is a bug and keeps its
 traceback. The subclasses let a caller tell the stages apart; they also derive from ``ValueError`` (or
 ``RuntimeError``) as before, so existing ``except ValueError`` code keeps working.
+
+Warnings (something was skipped or ignored, and the work goes on) are raised with :func:`warn` as a
+:class:`GanforgeWarning`: library users filter them like any warning, and the CLI prints each as one line,
+``ganforge: warning: MESSAGE``.
 """
 from __future__ import annotations
 
@@ -49,6 +53,17 @@ class DependencyError(GanforgeError, ImportError):
     """An optional package that the asked-for feature needs is not installed."""
 
 
+class GanforgeWarning(UserWarning):
+    """Something was skipped or ignored and the work went on; the message says what and what to do."""
+
+
+def warn(message: str, stacklevel: int = 1) -> None:
+    """Issue ``message`` as a :class:`GanforgeWarning`; ``stacklevel`` counts from the caller, as in warnings.warn."""
+    import warnings
+
+    warnings.warn(message, GanforgeWarning, stacklevel=stacklevel + 1)
+
+
 def require(module: str, feature: str, install: str) -> None:
     """Raise DependencyError unless ``module`` imports: checked before any work starts."""
     import importlib.util
@@ -62,4 +77,4 @@ def require(module: str, feature: str, install: str) -> None:
 
 
 __all__ = ["GanforgeError", "ConfigError", "DataError", "CheckpointError", "OutputPathError", "GenerateError",
-           "StyleGANError", "TrainError", "EvalError", "DependencyError", "require"]
+           "StyleGANError", "TrainError", "EvalError", "DependencyError", "GanforgeWarning", "require", "warn"]

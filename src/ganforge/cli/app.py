@@ -10,7 +10,7 @@ import sys
 
 from ganforge.cli import eval as eval_cmd
 from ganforge.cli import generate, info, stylegan, train
-from ganforge.cli.common import FMT, Parser, print_error
+from ganforge.cli.common import FMT, Parser, one_line_warnings, print_error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.explicit = explicit_options(argv)
     try:
-        return args.func(args)
+        with one_line_warnings():
+            return args.func(args)
     except GanforgeError as e:
         print_error(args.command, str(e))
         return 2

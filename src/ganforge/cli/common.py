@@ -2,19 +2,28 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+import warnings
 from pathlib import Path
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows '(default: X)' once: not for options without a default or whose help already says it."""
+    """Shows '(default: X)' once: not for options without a default (None, or a flag's False) or whose help
+    already says it. A list default is shown as it is typed: ``0.5 0.999`` for two values, ``1,0.7`` for a list."""
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or "(None:" in text:
+        # identity, not ==: a default of 0 or 0.0 is a real value and is shown ("0.0 in (False,)" would hide it)
+        no_default = action.default is None or action.default is False or action.default is argparse.SUPPRESS
+        shown = action.option_strings or action.nargs in ("?", "*")  # as argparse: no default for a required positional
+        if no_default or not shown or "default" in text or "(None:" in text:
             return text
-        return super()._get_help_string(action)
+        value = action.default
+        if isinstance(value, (list, tuple)):
+            value = (" " if action.nargs not in (None, "?") else ",").join(map(str, value))
+        return f"{text} (default: {str(value).replace('%', '%%')})"
 
 
 FMT = HelpFormatter
@@ -25,6 +34,16 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {message}\nsee `{self.prog} --help`\n")
+
+    def parse_args(self, args=None, namespace=None):
+        # argparse reports a sub-command's unknown options from the top parser ("ganforge: error: ..."); the
+        # sub-command's own parser says it, so the line names the command and its --help.
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            sub = next((a.choices[getattr(parsed, a.dest)] for a in self._actions
+                        if isinstance(a, argparse._SubParsersAction) and getattr(parsed, a.dest, None)), self)
+            sub.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
 
 
 def positive(value: str) -> int:
@@ -106,3 +125,23 @@ def add_precision(p) -> None:
 
 def print_error(command: str, message: str) -> None:
     print(f"ganforge {command}: error: {message}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def one_line_warnings():
+    """While the command runs, print ganforge's own warnings as ``ganforge: warning: MESSAGE`` (no source path or
+    code line); other packages' warnings keep Python's format. Filters still apply: this changes only the text."""
+    from ganforge.errors import GanforgeWarning
+
+    original = warnings.formatwarning
+
+    def formatwarning(message, category, filename, lineno, line=None):
+        if issubclass(category, GanforgeWarning):
+            return f"ganforge: warning: {message}\n"
+        return original(message, category, filename, lineno, line)
+
+    warnings.formatwarning = formatwarning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = original

@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
                               "about a minute for a 32 px StyleGAN2). PPL uses LPIPS with --vgg; "
                               "without it, digit-like images are measured with the digit network's features "
                               "(reported as ppl_distance digit-features, not comparable with published numbers). "
-                              "LS labels unconditional digit generators' samples with the digit network.")
+                              "LS labels unconditional digit generators' samples with the digit network. "
+                              "The table prints KID x 10^3, as papers do; --json gives kid and kid_std unscaled.")
     p.add_argument("run", nargs="?", help="run directory or checkpoint (e.g. RUN/best.safetensors)")
     p.add_argument("--fake", metavar="DIR", help="score this folder / .zip of images instead of a run")
     p.add_argument("--real", help="real images: built-in name or folder / .zip (None: the run's training data)")

@@ -21,6 +21,13 @@ def _count(net) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
+def ema_text(t) -> str:
+    """The generator EMA that training uses: a half-life in images replaces the per-step decay when set."""
+    if t.ema_kimg > 0:
+        return f"EMA half-life {t.ema_kimg:g} kimg" + (f", ramp-up {t.ema_rampup:g}" if t.ema_rampup > 0 else "")
+    return f"EMA decay {t.ema_decay:g}" if t.ema_decay > 0 else "EMA off"
+
+
 def describe_run(path: str | Path) -> dict:
     from ganforge.generate.runs import load_run
     from ganforge.storage.checkpoint import CHECKPOINT_NAME
@@ -50,7 +57,7 @@ def describe_run(path: str | Path) -> dict:
             f"  data     {cfg.data.source} at {cfg.model.resolution}x{cfg.model.resolution}, "
             f"{cfg.model.channels} channel(s)" + (f", classes {', '.join(cfg.class_names)}" if cfg.class_names else ""),
             f"  training step {G.step} of {t.steps}; {t.loss} loss, batch {t.batch_size}, lr G {t.g_lr} / D {t.d_lr}, "
-            f"EMA {t.ema_decay}, DiffAugment '{t.diffaug}'"]
+            f"{ema_text(t)}, DiffAugment '{t.diffaug}'"]
     if last:
         text.append("  last     " + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "step"))
     for name, p in files.items():

@@ -60,16 +60,19 @@ def add_parser(sub):
     t.add_argument("--r1-every", type=positive, default=T.r1_every, help="lazy R1: every N steps (StyleGAN2: 16)")
     t.add_argument("--pl-weight", type=float, default=T.pl_weight, help="path-length regularisation (StyleGAN2: 2)")
     t.add_argument("--pl-every", type=positive, default=T.pl_every, help="lazy path-length interval")
-    t.add_argument("--style-mixing", type=float, default=T.style_mixing, help="style-mixing probability (0.9)")
+    t.add_argument("--style-mixing", type=float, default=T.style_mixing,
+                   help="style-mixing probability (StyleGAN2: 0.9)")
     t.add_argument("--ema-kimg", type=float, default=T.ema_kimg, help="G EMA half-life in thousands of images "
-                                                                      "(> 0 replaces --ema-decay)")
-    t.add_argument("--ema-rampup", type=float, default=T.ema_rampup, help="EMA half-life ramp (0.05; 0: off)")
+                                                                      "(> 0 replaces --ema-decay; StyleGAN2: 10)")
+    t.add_argument("--ema-rampup", type=float, default=T.ema_rampup,
+                   help="EMA half-life ramp (StyleGAN2: 0.05; 0: off)")
     t.add_argument("--ada-target", type=float, default=T.ada_target, help="adaptive augmentation target for "
-                                                                          "E[sign D(real)] (0.6); 0: off")
+                                                                          "E[sign D(real)] (paper: 0.6); 0: off")
     t.add_argument("--ada-p", type=float, default=T.ada_p, help="initial (or fixed) augmentation probability")
     t.add_argument("--ada-pipe", default=T.ada_pipe, help="ADA transforms: b blit, g geometric, c colour")
     t.add_argument("--diffaug", default=T.diffaug, help="DiffAugment policy: comma list of translation,cutout,"
-                                                        "color; '' for none (measured better on MNIST)")
+                                                        "color, or '' for none (the default: measured better on "
+                                                        "MNIST)")
     t.add_argument("--seed", type=int, default=T.seed, help="random seed (same seed, same run on CPU)")
     t.add_argument("--sample-every", type=positive, default=T.sample_every, help="steps between sample grids")
     t.add_argument("--ckpt-every", type=positive, default=T.ckpt_every, help="steps between checkpoints")
@@ -176,7 +179,7 @@ def _train(a, cfg: RunConfig, device, dist) -> int:
         device = torch.device("cuda", dist.local_rank)
     else:
         set_cpu_threads(dist.world_size)
-    data = load_dataset(cfg.data)
+    data = load_dataset(cfg.data, family=cfg.model.family)
     if dist.is_main:
         print(f"data: {data}")
     if a.resume:

@@ -7,7 +7,6 @@ raised as :class:`DataError` before any training starts.
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import torch
@@ -17,7 +16,7 @@ from ganforge.data import cache as _cache
 from ganforge.data.builtin import BUILTINS, load_builtin
 from ganforge.data.core import DEFAULT_FOLDER_RESOLUTION, FIT_MODES, IMAGE_EXTENSIONS, MIN_RESOLUTION, ImageDataset
 from ganforge.data.files import Decoded, decode_all, scan_folder, scan_zip
-from ganforge.errors import DataError
+from ganforge.errors import DataError, warn
 
 __all__ = ["DataError", "ImageDataset", "load_dataset", "builtin_datasets", "default_cache_dir",
            "IMAGE_EXTENSIONS"]
@@ -53,11 +52,25 @@ def _pad(data: ImageDataset, pad: int) -> ImageDataset:
     return data
 
 
-def load_dataset(cfg: DataConfig, cache_dir: str | Path | None = None) -> ImageDataset:
+def _note_ignored_labels(classes: int, family: str) -> None:
+    """Say once that an unconditional family drops the classes the user laid out as sub-folders."""
+    from ganforge import models
+
+    if family not in models.families() or models.is_conditional(family):
+        return  # an unknown family is reported when the model is built
+    conditional = [f for f in models.families() if models.is_conditional(f)]
+    instead = f"c{family}" if f"c{family}" in conditional else " or ".join(conditional)
+    warn(f"data has {classes} classes (sub-folders) but family {family} is unconditional: labels ignored; "
+         f"use {instead} to use them, or --no-labels to silence this", stacklevel=3)
+
+
+def load_dataset(cfg: DataConfig, cache_dir: str | Path | None = None, family: str | None = None) -> ImageDataset:
     """Load ``cfg.source`` (a built-in name, a folder or a .zip) preprocessed per ``cfg``.
 
     User data is cached under ``cache_dir/datasets`` (default :func:`default_cache_dir`) when
-    ``cfg.cache`` is set, so a later load with the same files and options skips decoding.
+    ``cfg.cache`` is set, so a later load with the same files and options skips decoding. ``family``, the
+    model family the data is loaded for (training passes it, once per run), adds a warning when a folder's
+    class sub-folders would be ignored by an unconditional family.
     """
     _check_options(cfg)
     source = str(cfg.source)
@@ -89,10 +102,11 @@ def load_dataset(cfg: DataConfig, cache_dir: str | Path | None = None) -> ImageD
             try:
                 _cache.save(target, data)
             except OSError as e:  # a read-only or full disk should not stop training
-                warnings.warn(f"could not write the dataset cache {target} ({e}); continuing without it",
-                              stacklevel=2)
+                warn(f"could not write the dataset cache {target} ({e}); continuing without it", stacklevel=2)
     if data.skip_message:
-        warnings.warn(data.skip_message, stacklevel=2)
+        warn(data.skip_message, stacklevel=2)
+    if family is not None and data.labels is not None:
+        _note_ignored_labels(len(data.class_names), family)
 
     labels = torch.from_numpy(data.labels) if data.labels is not None else None
     return _pad(ImageDataset(torch.from_numpy(data.images), labels, list(data.class_names), display, data.skipped),

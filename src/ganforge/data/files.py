@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -12,7 +13,7 @@ from tqdm import tqdm
 
 from ganforge.data import images as imgs
 from ganforge.data.core import IMAGE_EXTENSIONS
-from ganforge.errors import DataError
+from ganforge.errors import DataError, warn
 
 PROGRESS_MIN_FILES = 200  # show a progress bar when decoding more files than this
 
@@ -59,6 +60,18 @@ def scan_folder(root: Path) -> FileSource:
     return src
 
 
+def unsafe_member(rel: str) -> bool:
+    """Whether a zip member's path (backslashes already turned into slashes) points outside the archive: absolute,
+    with a drive letter, or climbing with '..'. Such names are never used, not even as labels."""
+    return rel.startswith("/") or bool(re.match(r"[A-Za-z]:", rel)) or ".." in rel.split("/")
+
+
+def _warn_unsafe(path: Path, names: list[str]) -> None:
+    shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+    warn(f"skipped {len(names)} zip member{'s' if len(names) > 1 else ''} with unsafe paths in {path.name} "
+         f"({shown}): only paths inside the archive are read", stacklevel=3)
+
+
 def scan_zip(path: Path) -> FileSource:
     src = FileSource(path, is_zip=True)
     try:
@@ -67,7 +80,11 @@ def scan_zip(path: Path) -> FileSource:
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as e:
         raise DataError(f"'{path}' is not a readable .zip archive ({e}): re-create it, or unpack it and "
                         "pass the folder") from e
-    members = sorted((rel.lstrip("/"), name) for rel, name in members if _wanted(rel.lstrip("/")))
+    unsafe = [name for rel, name in members if unsafe_member(rel)
+              and PurePosixPath(rel).suffix.lower() in IMAGE_EXTENSIONS]
+    if unsafe:
+        _warn_unsafe(path, unsafe)
+    members = sorted((rel, name) for rel, name in members if not unsafe_member(rel) and _wanted(rel))
     # A zip made by zipping a folder holds everything under that folder's name: look inside it.
     tops = {PurePosixPath(rel).parts[0] for rel, _ in members}
     if len(tops) == 1 and all(len(PurePosixPath(rel).parts) > 1 for rel, _ in members):

@@ -45,6 +45,12 @@ def import_stylegan(pkl_path: str | Path, out_dir: str | Path) -> Path:
     Nothing is written unless the whole import succeeds. Returns ``out_dir``.
     """
     pkl, out = Path(pkl_path), Path(out_dir)
+    if pkl.is_dir():
+        found = sorted(pkl.glob("*.pkl"))  # training snapshots sort by their image count: the last is the newest
+        if found:
+            raise StyleGANError(f"{pkl} is a folder: pass one network .pkl file in it, e.g. {found[-1]}")
+        raise StyleGANError(f"{pkl} is a folder with no .pkl file in it: pass a network .pkl file, as "
+                            "stylegan2-ada-pytorch writes")
     if not pkl.is_file():
         raise StyleGANError(f"{pkl} not found: pass an official StyleGAN2 network pickle (.pkl)")
     if (out / "config.json").exists() or (out / CHECKPOINT_NAME).exists():

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ganforge.errors import EvalError
+from ganforge.storage.torchload import RefusedPickleError, load_tensors
 
 SIZE = 299
 ENV = "GANFORGE_INCEPTION_WEIGHTS"
@@ -58,7 +59,9 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_tensors(path, "the file holds pickled objects other than tensors")
+    except RefusedPickleError as e:
+        raise EvalError(f"{path}: {e}: use {KNOWN_FILES[0]} as published by pytorch-fid") from None
     except Exception as e:  # pickle, zip and safetensors errors alike
         raise EvalError(f"{path} is not a readable InceptionV3 weights file ({type(e).__name__}): "
                         f"use {KNOWN_FILES[0]} as published by pytorch-fid") from e

@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ganforge.errors import EvalError
+from ganforge.storage.torchload import RefusedPickleError, load_tensors
 
 ENV = "GANFORGE_VGG16"
 DEFAULT_NAME = "vgg16-lpips.safetensors"
@@ -162,11 +163,13 @@ def _read_state(path: Path) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path))
         elif path.suffix.lower() in (".pt", ".pth"):
-            state = torch.load(path, map_location="cpu", weights_only=True)  # tensors only, never code
+            state = load_tensors(path, "the file holds pickled objects other than tensors")  # never code
         else:
             raise LPIPSWeightsError(f"{path}: unknown weights format '{path.suffix}': {WANTED}")
     except LPIPSWeightsError:
         raise
+    except RefusedPickleError as e:
+        raise LPIPSWeightsError(f"{path}: {e}: {WANTED}") from None
     except Exception as e:  # pickle, zip and safetensors errors alike
         raise LPIPSWeightsError(f"{path} is not a readable state dict of tensors ({type(e).__name__}): "
                                 f"{WANTED}") from e

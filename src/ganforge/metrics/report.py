@@ -3,7 +3,7 @@ from __future__ import annotations
 
 ROWS = (  # key, label, what it means
     ("fid", "FID", "lower is better"),
-    ("kid", "KID", "lower is better; mean ± std over subsets"),
+    ("kid", "KID x10^3", "lower is better; mean ± std over subsets"),
     ("precision", "precision", "share of fakes on the real manifold (k=3)"),
     ("recall", "recall", "share of reals on the fake manifold (k=3)"),
     ("density", "density", "about 1 when fakes sit like reals (k=5)"),
@@ -16,6 +16,7 @@ ROWS = (  # key, label, what it means
     ("ppl", "PPL", "perceptual path length; lower is smoother"),
     ("ls", "LS", "linear separability of the digit classes; 1 at best"),
 )
+KID_SCALE = 1000
 SKIPPED_LABELS = {"ppl": "PPL", "ls": "LS"}
 
 
@@ -35,8 +36,8 @@ def _value(key: str, m: dict) -> str:
     v = m[key]
     if key == "fid":
         return f"{v:.3f}"
-    if key == "kid":
-        return f"{v:.5f} ± {m['kid_std']:.5f}"
+    if key == "kid":  # scaled as the literature prints it (the label says so); --json keeps the raw values
+        return f"{v * KID_SCALE:.3f} ± {m['kid_std'] * KID_SCALE:.3f}"
     if key == "min_class_share":
         return f"{v:.3f}..{m['max_class_share']:.3f}"
     if key == "ppl":

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ from ganforge.data import ImageDataset
 from ganforge.data import cache as data_cache
 from ganforge.data import images as imgs
 from ganforge.data.files import scan_folder, scan_zip
-from ganforge.errors import DataError
+from ganforge.errors import DataError, warn
 from ganforge.generate.sampling import classes, generate, latents
 from ganforge.storage.images import to_uint8
 
@@ -103,8 +102,7 @@ class FolderSource:
             if arrays:
                 yield torch.from_numpy(np.stack(arrays)), None
         if self.skipped:
-            warnings.warn(f"skipped {self.skipped} files of {self.name} that could not be read as images",
-                          stacklevel=2)
+            warn(f"skipped {self.skipped} files of {self.name} that could not be read as images", stacklevel=2)
 
 
 class GeneratorSource:

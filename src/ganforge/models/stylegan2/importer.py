@@ -8,7 +8,8 @@ executes) and the object's ``__dict__`` (parameters, buffers, child modules, con
 A normal ``pickle.load`` of such a file runs that source and can run anything else the file asks for.
 ``RestrictedUnpickler`` instead resolves only an allow-list of names, each to a harmless stand-in:
 persistent objects become inert ``PersistentObject`` records (the source is kept as a string, never
-run), tensors are rebuilt from raw storage bytes with ``torch.load(weights_only=True)``, and every
+run), tensors are rebuilt from raw storage bytes with ``torch.load(weights_only=True)`` (a pickle hidden in
+those bytes is refused too, by ganforge.storage.torchload), and every
 other global (``os.system``, ``builtins.eval``, ``copyreg._reconstructor``, ...) raises
 ``UnsafePickleError``. ``import_networks`` then builds ganforge's networks from the recorded constructor
 arguments and loads the recorded weights by their official names.
@@ -28,12 +29,12 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ganforge.errors import CheckpointError
 from ganforge.models.stylegan2.networks import Discriminator, Generator
 from ganforge.models.stylegan2.state import load_official_state
+from ganforge.storage.torchload import RefusedPickleError, load_tensors
 
 
-class UnsafePickleError(CheckpointError, pickle.UnpicklingError):
+class UnsafePickleError(RefusedPickleError):
     """The pickle asks for something outside the allow-list (code, or a class we do not know)."""
 
 
@@ -103,7 +104,7 @@ def _reconstruct_persistent_obj(meta: dict) -> PersistentObject:
 def _load_storage(data: bytes):
     if not isinstance(data, (bytes, bytearray)):
         raise UnsafePickleError("tensor storage is not raw bytes")
-    return torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    return load_tensors(io.BytesIO(data), "the file holds a pickle inside a tensor's data", UnsafePickleError)
 
 
 def _is_storage(obj) -> bool:
