@@ -19,7 +19,7 @@ from ganforge import models
 from ganforge.config import RunConfig
 from ganforge.data import ImageDataset
 from ganforge.devices import keep_freed_memory, resolve_channels_last, resolve_device, resolve_precision, tune_cudnn
-from ganforge.errors import CheckpointError, ConfigError
+from ganforge.errors import CheckpointError, ConfigError, warn
 from ganforge.storage.checkpoint import load_module, load_optimizer, module_tensors, optimizer_tensors
 from ganforge.train import distributed as ddp
 from ganforge.train import regularizers as reg
@@ -405,10 +405,8 @@ class Trainer:
             raise CheckpointError(f"{source} was trained on {len(self.perm)} images but the data now has "
                                   f"{len(self.data)}; resume with the same data")
         if meta.get("world_size", 1) != self.dist.world_size and self.dist.is_main:
-            import warnings
-
-            warnings.warn("resuming with a different number of processes: training continues, "
-                          "but not bit-identically to an uninterrupted run", stacklevel=2)
+            warn("resuming with a different number of processes: training continues, "
+                 "but not bit-identically to an uninterrupted run", stacklevel=2)
 
 
 def init_weights(trainer: Trainer, run: str, tensors: dict[str, torch.Tensor], init_cfg: RunConfig) -> list[str]:
