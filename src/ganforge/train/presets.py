@@ -1,10 +1,9 @@
 """Named starting configurations for ``ganforge train --preset NAME`` (flags given beside it override them).
 
 * ``stylegan2-mnist``: a small class-conditional StyleGAN2 for the bundled MNIST, padded to 32x32, on a
-  CPU. Batch 16 and R1 gamma 1 (the fastest of the variants measured), 24,000 steps (384 thousand
-  images): StyleGAN2 collapses early on this small set, then recovers; at 40 minutes on one core (its
-  24,000 steps) it was ahead of the DCGAN default's FID in all four seeded side-by-side runs measured,
-  behind at 20 minutes and behind or level at 30 (docs/benchmarks.md).
+  CPU. Batch 16 and R1 gamma 1 (the variant that improved fastest), 24,000 steps (384 thousand images):
+  StyleGAN2 collapses early on this small set, then recovers. How it compares with the DCGAN default at
+  equal wall-clock is in docs/benchmarks.md.
 * ``paper256`` / ``paper512`` / ``paper1024`` / ``stylegan2``: the StyleGAN2-ADA paper's configurations
   for GPUs (minibatch, minibatch-std group, feature maps, learning rate, R1 gamma, EMA half-life, 8
   mapping layers, mixed precision in the 4 highest resolutions with conv clamping at 256, adaptive
@@ -64,7 +63,7 @@ PRESETS: dict[str, tuple[str, Callable[[], RunConfig]]] = {
 }
 
 
-# Configurations sized for GPUs; measured on a 2-core CPU, paper256 trains at about 1,400 s per thousand images.
+# Configurations sized for GPUs: far too slow on a CPU to train to the paper's length (docs/benchmarks.md).
 GPU_PRESETS = ("paper256", "paper512", "paper1024", "stylegan2")
 
 
