@@ -137,6 +137,7 @@ def cmd_train(a) -> int:
     from ganforge.devices import resolve_device
     from ganforge.train import distributed
     from ganforge.train.presets import GPU_PRESETS
+    from ganforge.train.run import check_config
 
     if a.resume and (a.init or a.preset or a.config):
         from ganforge.errors import ConfigError
@@ -146,13 +147,17 @@ def cmd_train(a) -> int:
         cfg = RunConfig.load(a.resume)
     else:
         cfg = _config_from_args(a)
+        if a.init:
+            cfg.model = RunConfig.load(a.init).model  # the weights fix the architecture
     device = resolve_device(a.device if "device" in a.explicit or not a.resume else cfg.train.device)
     dist = distributed.init_from_env(device.type)
-    if a.preset in GPU_PRESETS and device.type == "cpu" and dist.is_main:
-        print(f"warning: preset {a.preset} is sized for a GPU; on a 2-core CPU paper256 trains at about 1,400 s "
-              "per thousand images (docs/benchmarks.md), so the paper's length would take over a year",
-              file=sys.stderr)
     try:
+        # Everything that does not need the data is checked before it is read (decoding can take minutes).
+        check_config(cfg, world_size=dist.world_size)
+        if a.preset in GPU_PRESETS and device.type == "cpu" and dist.is_main:
+            print(f"warning: preset {a.preset} is sized for a GPU; on a 2-core CPU paper256 trains at about "
+                  "1,400 s per thousand images (docs/benchmarks.md), so the paper's length would take over a year",
+                  file=sys.stderr)
         status = _train(a, cfg, device, dist)
     except BaseException:
         distributed.shutdown(dist, wait=False)  # the other ranks may never reach a barrier
@@ -185,16 +190,11 @@ def _train(a, cfg: RunConfig, device, dist) -> int:
         if dist.is_main:
             print(f"resuming {a.resume} at step {run.trainer.step_count} of {run.trainer.cfg.train.steps}")
     else:
-        init = None
+        trainer = Trainer(cfg, data, device=device, dist=dist)
         if a.init:
-            from ganforge.config import RunConfig
             from ganforge.storage.checkpoint import load_checkpoint
 
-            init = RunConfig.load(a.init)
-            cfg.model = init.model  # the weights fix the architecture
-        trainer = Trainer(cfg, data, device=device, dist=dist)
-        if init is not None:
-            loaded = init_weights(trainer, a.init, load_checkpoint(a.init)[0], init)
+            loaded = init_weights(trainer, a.init, load_checkpoint(a.init)[0], RunConfig.load(a.init))
             if dist.is_main:
                 print(f"initialised {', '.join(loaded)} from {a.init}")
         run_dir = a.out or f"runs/{cfg.model.family}-{Path(cfg.data.source).stem or 'data'}"

@@ -18,16 +18,94 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ganforge import models
 from ganforge.config import RunConfig
 from ganforge.data import ImageDataset
+from ganforge.data.builtin import BUILTINS
+from ganforge.data.core import DEFAULT_FOLDER_RESOLUTION
+from ganforge.devices import resolve_channels_last, resolve_precision
+from ganforge.errors import ConfigError, require
 from ganforge.generate.sampling import latents
 from ganforge.storage.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from ganforge.storage.images import auto_upscale, grid, save_gif, save_image
-from ganforge.train.trainer import Trainer
+from ganforge.train.augment.ada import parse_pipe
+from ganforge.train.augment.diffaug import parse_policy
+from ganforge.train.losses import get_loss
+from ganforge.train.regularizers import require_mapping
+from ganforge.train.trainer import Trainer, complete_config, validate
 
 MAX_GIF_FRAMES = 60
 BEST_NAME = "best.safetensors"
+OPTIMIZERS = ("adam", "sgd", "rmsprop")  # the ones Trainer builds
 Callback = Callable[[Trainer, dict], None]
+
+
+def check_config(cfg: RunConfig, world_size: int = 1) -> None:
+    """Reject a configuration that cannot train before any data is read: the family, the model settings
+    (a dry build on the meta device, which allocates nothing), the training hyperparameters and the
+    optional packages asked for. Errors that depend on the data itself still come when it is loaded."""
+    t, m = cfg.train, cfg.model
+    conditional = models.is_conditional(m.family)  # an unknown family
+    validate(t)
+    get_loss(t.loss)
+    for name in ("g_opt", "d_opt"):
+        if getattr(t, name) not in OPTIMIZERS:
+            raise ConfigError(f"unknown {name} '{getattr(t, name)}'; choose {', '.join(OPTIMIZERS)}")
+    parse_policy(t.diffaug)
+    if t.ada_target > 0 or t.ada_p > 0:
+        parse_pipe(t.ada_pipe)
+    cpu = torch.device("cpu")  # both only check the value here; the device is resolved by the trainer
+    resolve_precision(t.precision, cpu)
+    resolve_channels_last(t.channels_last, m.family, cpu)
+    if t.batch_size % world_size:
+        raise ConfigError(f"batch size {t.batch_size} does not split over {world_size} processes")
+    if conditional and not cfg.data.labels:
+        raise ConfigError(f"model family '{m.family}' needs class labels, but they are turned off (--no-labels): "
+                          "drop it or use an unconditional family (dcgan)")
+    if t.tensorboard:
+        require("tensorboard", "--tensorboard", "pip install tensorboard (ganforge's 'tensorboard' extra)")
+    _dry_build(cfg)
+
+
+def _dry_build(cfg: RunConfig) -> None:
+    """Build the networks for the shapes the data could give. Where those are all known (the size, and the
+    class count of a conditional family) every possible shape failing is an error; where some are guessed, only
+    the same message for every guess is, so that a guess never rejects a configuration that fits the data."""
+    d = cfg.data
+    builtin = str(d.source) in BUILTINS
+    pad = d.pad if isinstance(d.pad, int) and not isinstance(d.pad, bool) else 0
+    if d.resolution is not None:
+        if isinstance(d.resolution, bool) or not isinstance(d.resolution, int) or d.resolution < 1:
+            return  # load_dataset names the problem
+        sizes = [d.resolution + 2 * pad]
+    else:
+        sizes = [16 + 2 * pad, 32 + 2 * pad] if builtin else [DEFAULT_FOLDER_RESOLUTION + 2 * pad]
+    channels = [d.channels] if d.channels in (1, 3) else [1] if builtin else [1, 3]  # 1 and 3: all there are
+    conditional = models.is_conditional(cfg.model.family)
+    classes = [2, 3] if conditional else [0]
+    known = (d.resolution is not None or not builtin) and not conditional
+    errors = [_build_error(cfg, res, ch, k) for res in sizes for ch in channels for k in classes]
+    if None not in errors and (known or len(set(errors)) == 1):
+        raise ConfigError(errors[0])
+
+
+def _build_error(cfg: RunConfig, res: int, ch: int, k: int) -> str | None:
+    stand_in = ImageDataset(torch.empty(0, ch, res, res, dtype=torch.uint8), torch.empty(0, dtype=torch.long),
+                            [str(i) for i in range(k)], str(cfg.data.source))
+    try:
+        full = complete_config(cfg, stand_in)
+        with torch.device("meta"):
+            G, _ = models.build(full.model)
+        t = full.train
+        if t.style_mixing > 0:
+            require_mapping(G, full.model.family, "style_mixing")
+        if t.pl_weight > 0:
+            require_mapping(G, full.model.family, "pl_weight (path-length regularisation)")
+    except ConfigError as e:
+        return str(e)
+    except Exception:  # not a configuration problem (or not one that shows without data): the real build tells
+        return None
+    return None
 
 
 def new_run_dir(base: str | Path) -> Path:
@@ -48,6 +126,8 @@ class Run:
         self.trainer, self.dir, self.progress = trainer, Path(run_dir), progress
         self.main = trainer.dist.is_main
         t, m = trainer.cfg.train, trainer.cfg.model
+        if t.tensorboard:
+            require("tensorboard", "--tensorboard", "pip install tensorboard (ganforge's 'tensorboard' extra)")
         n = t.grid_size
         if m.num_classes:  # one column per class
             n = m.num_classes * math.ceil(n / m.num_classes)
@@ -152,7 +232,10 @@ class Run:
                 try:
                     from torch.utils.tensorboard import SummaryWriter
                 except ImportError as e:
-                    raise RuntimeError("--tensorboard needs the tensorboard package: pip install tensorboard") from e
+                    from ganforge.errors import DependencyError
+
+                    raise DependencyError(f"--tensorboard cannot load torch.utils.tensorboard ({e}): "
+                                          "pip install tensorboard") from e
                 self._tb = SummaryWriter(str(self.dir / "tensorboard"))
             for k, v in metrics.items():
                 if k != "step":
