@@ -1,7 +1,9 @@
-"""The training loop as a user meets it: start-up and checks before the data is read."""
+"""The training loop as a user meets it: stop signals at each stage and checks before the data is read."""
 import json
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,117 @@ TINY = ["--z-dim", "8", "--g-width", "8", "--d-width", "8", "--batch-size", "8",
         "--device", "cpu"]
 
 
-# ------------------------------------------------------------------ start-up
+# ------------------------------------------------------------------ stop signals, in real processes
+class Worker:
+    """tests/signal_worker.py in its own process; killed if it hangs, so that a broken stop fails the test."""
+
+    def __init__(self, mode: str, at: int, *args: str):
+        self.proc = subprocess.Popen([sys.executable, str(WORKER), mode, str(at), *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.watchdog = threading.Timer(180, self.proc.kill)
+        self.watchdog.start()
+        self.out: list[str] = []
+
+    def wait_for(self, line: str) -> None:
+        for got in self.proc.stdout:
+            self.out.append(got)
+            if got.strip() == line:
+                return
+        raise AssertionError(f"the worker ended before printing {line!r}:\n{self.proc.stderr.read()}")
+
+    def signal(self, sig=signal.SIGINT) -> None:
+        self.proc.send_signal(sig)
+
+    def finish(self) -> tuple[int, str, str]:
+        stdout, stderr = self.proc.communicate(timeout=180)
+        self.watchdog.cancel()
+        return self.proc.returncode, "".join(self.out) + stdout, stderr
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("mode", ["decode", "build"])
+def test_sigint_while_preparing_is_one_line_and_leaves_no_run(tmp_path, mode):
+    out = tmp_path / "run"
+    w = Worker(mode, 0, "digits", "--family", "dcgan", "--out", str(out), *TINY)
+    w.wait_for({"decode": "decoding", "build": "building"}[mode])
+    w.signal()
+    code, _, err = w.finish()
+    assert code == 130 and "Traceback" not in err, err
+    assert last_line(err) == "ganforge train: interrupted before training started; no run directory was made"
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("mode", ["grid", "eval"])
+def test_sigint_while_a_grid_renders_or_fid_runs_stops_at_once_and_resumes(tmp_path, mode):
+    out = tmp_path / "run"
+    every = ["--sample-every", "2"] if mode == "grid" else ["--eval-every", "2", "--eval-n", "32"]
+    w = Worker(mode, 2, "digits", "--family", "dcgan", "--steps", "50", *every, "--out", str(out), *TINY)
+    # The grid or FID after step 2, which (as on a large model) does not end by itself.
+    w.wait_for({"grid": "rendering", "eval": "evaluating"}[mode])
+    w.signal()
+    code, stdout, err = w.finish()
+    assert code == 130 and "Traceback" not in err, err
+    assert "SIGINT: stopped at step 2; checkpoint saved." in stdout
+    assert "SIGINT: stopping at the next safe point to save a checkpoint" in err
+    assert ganforge.load(out).step == 2
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step-000000.png"]  # the dropped grid is absent
+    assert main(["train", "--resume", str(out), "--steps", "4", "--quiet"]) == 0
+    assert ganforge.load(out).step == 4
+
+
+def test_sigterm_during_a_step_finishes_it_then_saves(tmp_path):
+    out = tmp_path / "run"
+    w = Worker("step-ends", 3, "digits", "--family", "dcgan", "--steps", "50", "--out", str(out), *TINY)
+    w.wait_for("stepping")
+    w.signal(signal.SIGTERM)
+    w.wait_for("stop seen")
+    code, stdout, err = w.finish()
+    assert code == 143 and "Traceback" not in err, err
+    assert "SIGTERM: stopped at step 4; checkpoint saved." in stdout
+    assert ganforge.load(out).step == 4
+
+
+def test_second_sigint_exits_at_once_keeping_the_last_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    w = Worker("step", 3, "digits", "--family", "dcgan", "--steps", "50", "--ckpt-every", "2", "--out", str(out),
+               *TINY)
+    w.wait_for("stepping")  # step 4, which never ends; the checkpoint of step 2 is on disk
+    w.signal()
+    w.wait_for("stop seen")
+    w.signal()
+    code, stdout, err = w.finish()
+    assert code == 130 and "Traceback" not in err, err
+    assert last_line(err) == (f"ganforge train: interrupted again: exiting without saving; the last checkpoint at "
+                              f"{out / 'checkpoint.safetensors'} is intact")
+    assert "checkpoint saved" not in stdout
+    assert ganforge.load(out).step == 2
+    assert main(["train", "--resume", str(out), "--steps", "4", "--quiet"]) == 0
+    assert ganforge.load(out).step == 4
+
+
+def test_second_sigint_before_the_first_save_marks_the_run_as_never_saved(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    w = Worker("step", 1, "digits", "--family", "dcgan", "--steps", "50", "--out", str(out), *TINY)
+    w.wait_for("stepping")
+    w.signal()
+    w.wait_for("stop seen")
+    w.signal()
+    code, _, err = w.finish()
+    assert code == 130 and "Traceback" not in err, err
+    assert last_line(err) == (f"ganforge train: interrupted again: exiting without saving; {out} has no checkpoint "
+                              "yet (it never saved one), so it cannot be resumed")
+    assert not (out / "checkpoint.safetensors").exists()
+    monkeypatch.setattr(ganforge.data, "load_dataset", lambda *a, **k: pytest.fail("the data was loaded"))
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"ganforge train: error: {out} never saved a checkpoint (it was stopped before its first one), so it "
+        f"cannot be resumed: start it again, e.g. ganforge train --config {out}/config.json\n")
+
+
 def test_building_the_parser_does_not_import_torch():
     """Ctrl-C while torch loads would otherwise come before main's handlers, as a traceback."""
     code = ("import sys; from ganforge.cli.app import build_parser, explicit_options; build_parser(); "

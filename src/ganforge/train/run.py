@@ -3,13 +3,20 @@
 A run directory holds ``config.json``, ``checkpoint.safetensors`` (weights, optimizer and RNG state),
 ``log.jsonl`` (metrics), ``samples/step-NNNNNN.png`` (grids from fixed latents), ``progress.gif``
 (those grids over time) and ``samples.png`` (the final grid).
+
+Signals: the first Ctrl-C (SIGINT) or SIGTERM stops at the next safe point, saves and returns: after the
+current step, or at once while a grid, an evaluation or the final outputs are written (those are dropped,
+each file being written atomically). A second one raises :class:`Interrupted` at once, without saving: the
+last checkpoint stays as it was. A run directory without a checkpoint never saved one and cannot be resumed.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import shutil
+import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -24,8 +31,9 @@ from ganforge.data import ImageDataset
 from ganforge.data.builtin import BUILTINS
 from ganforge.data.core import DEFAULT_FOLDER_RESOLUTION
 from ganforge.devices import resolve_channels_last, resolve_precision
-from ganforge.errors import ConfigError, require
+from ganforge.errors import CheckpointError, ConfigError, require
 from ganforge.generate.sampling import latents
+from ganforge.storage.atomic import atomic_write_bytes
 from ganforge.storage.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from ganforge.storage.images import auto_upscale, grid, save_gif, save_image
 from ganforge.train.augment.ada import parse_pipe
@@ -36,8 +44,22 @@ from ganforge.train.trainer import Trainer, complete_config, validate
 
 MAX_GIF_FRAMES = 60
 BEST_NAME = "best.safetensors"
+GRID_BATCH = 16  # images per forward pass of a sample grid: bounds the memory and the wait for a stop
 OPTIMIZERS = ("adam", "sgd", "rmsprop")  # the ones Trainer builds
 Callback = Callable[[Trainer, dict], None]
+
+
+class Interrupted(KeyboardInterrupt):
+    """A second stop signal: the run ends at once without saving. ``str(e)`` is the one line to show,
+    ``code`` the exit status (130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, code: int = 130):
+        super().__init__(message)
+        self.code = code
+
+
+class _StopNow(BaseException):
+    """The first stop signal while a grid, an evaluation or the final outputs are written: drop that work."""
 
 
 def check_config(cfg: RunConfig, world_size: int = 1) -> None:
@@ -108,6 +130,16 @@ def _build_error(cfg: RunConfig, res: int, ch: int, k: int) -> str | None:
     return None
 
 
+def check_resumable(run_dir: str | Path) -> Path:
+    """The checkpoint of a run to resume; a one-line error for a run that never saved one."""
+    run_dir = Path(run_dir)
+    path = run_dir / CHECKPOINT_NAME
+    if run_dir.is_dir() and (run_dir / "config.json").is_file() and not path.exists():
+        raise CheckpointError(f"{run_dir} never saved a checkpoint (it was stopped before its first one), so it "
+                              f"cannot be resumed: start it again, e.g. ganforge train --config {run_dir}/config.json")
+    return path
+
+
 def new_run_dir(base: str | Path) -> Path:
     """``base`` if it is free, else ``base-2``, ``base-3``...: never overwrite an earlier run."""
     base = Path(base)
@@ -135,6 +167,9 @@ class Run:
         self.grid_z = latents(trainer.G, n, seed=t.seed)
         self.grid_c = torch.arange(n) % m.num_classes if m.num_classes else None
         self.stop_reason: str | None = None
+        self._signals = 0  # stop signals received while handle_signals() is active
+        self._handling = False
+        self._in_section = False  # inside work that a first signal may drop (see _section)
         self._tb = None
         self.last_grid = None
         self._fid = None  # FidTracker for --eval-every, built now so a missing extractor fails before training
@@ -153,7 +188,7 @@ class Run:
         cfg = RunConfig.load(run_dir)
         if steps is not None:
             cfg.train.steps = steps
-        tensors, meta = load_checkpoint(run_dir)
+        tensors, meta = load_checkpoint(check_resumable(run_dir))
         trainer = Trainer(cfg, data, device=device, dist=dist)
         trainer.load_state(tensors, meta, source=str(run_dir / CHECKPOINT_NAME))
         return cls(trainer, run_dir, progress)
@@ -162,7 +197,11 @@ class Run:
     def write_grid(self) -> Path | None:
         if not self.main:
             return None
-        imgs = self.trainer.sample(self.grid_z, self.grid_c)
+        # In small batches: a large model's grid then neither needs the memory of one huge batch nor holds
+        # off a stop signal for long (between batches, and between the operations inside one, it is honoured).
+        z, c = self.grid_z, self.grid_c
+        imgs = torch.cat([self.trainer.sample(z[i:i + GRID_BATCH], None if c is None else c[i:i + GRID_BATCH])
+                          for i in range(0, len(z), GRID_BATCH)])
         path = self.dir / "samples" / f"step-{self.trainer.step_count:06d}.png"
         path.parent.mkdir(exist_ok=True)
         self.last_grid = grid(imgs, nrow=self.grid_cols, upscale=auto_upscale(imgs.shape[-1]))
@@ -202,25 +241,35 @@ class Run:
         return m["fid"]
 
     def finish(self) -> dict[str, Path]:
-        """Final grid and the results-over-time GIF."""
+        """Final grid and the results-over-time GIF. A first stop signal meanwhile drops what is left of them
+        (the checkpoint is saved by then) and sets ``stop_reason``."""
         out = {"checkpoint": self.dir / CHECKPOINT_NAME}
         if not self.main:
             return out
-        frames = sorted((self.dir / "samples").glob("step-*.png"))
-        if frames:
-            from PIL import Image
-
-            shutil.copyfile(frames[-1], self.dir / "samples.png")
-            out["grid"] = self.dir / "samples.png"
-            # At most MAX_GIF_FRAMES evenly spaced grids (the last always), each opened and closed in turn.
-            keep = sorted({round(i * (len(frames) - 1) / max(1, MAX_GIF_FRAMES - 1))
-                           for i in range(min(len(frames), MAX_GIF_FRAMES))})
-            images = []
-            for i in keep:
-                with Image.open(frames[i]) as im:
-                    images.append(im.copy())
-            out["gif"] = save_gif(images, self.dir / "progress.gif", ms_per_frame=200, hold_last_ms=2000)
+        with self.handle_signals():
+            try:
+                with self._section():
+                    self._finish(out)
+            except _StopNow:
+                pass
         return out
+
+    def _finish(self, out: dict[str, Path]) -> None:
+        frames = sorted((self.dir / "samples").glob("step-*.png"))
+        if not frames:
+            return
+        from PIL import Image
+
+        atomic_write_bytes(self.dir / "samples.png", frames[-1].read_bytes())
+        out["grid"] = self.dir / "samples.png"
+        # At most MAX_GIF_FRAMES evenly spaced grids (the last always), each opened and closed in turn.
+        keep = sorted({round(i * (len(frames) - 1) / max(1, MAX_GIF_FRAMES - 1))
+                       for i in range(min(len(frames), MAX_GIF_FRAMES))})
+        images = []
+        for i in keep:
+            with Image.open(frames[i]) as im:
+                images.append(im.copy())
+        out["gif"] = save_gif(images, self.dir / "progress.gif", ms_per_frame=200, hold_last_ms=2000)
 
     def _log(self, metrics: dict) -> None:
         if not self.main:
@@ -249,55 +298,97 @@ class Run:
         """Train until ``steps`` (default: the config's) or a stop request; returns 'done' or the reason."""
         tr, t = self.trainer, self.trainer.cfg.train
         total = steps or t.steps
-        restore = self._install_signal_handlers()
         bar = tqdm(total=total, initial=tr.step_count, disable=not (self.progress and self.main),
                    unit="step", dynamic_ncols=True)
-        try:
-            if tr.step_count == 0 or not (self.dir / "samples").exists():
-                self.write_grid()
-            while tr.step_count < total and self.stop_reason is None:
-                m = tr.step()
-                bar.update(1)
-                s = tr.step_count
-                if s % t.log_every == 0 or s == total:
-                    bar.set_postfix(D=f"{m['loss_d']:.3f}", G=f"{m['loss_g']:.3f}", Dx=f"{m['d_real']:.2f}",
-                                    DGz=f"{m['d_fake']:.2f}", ips=f"{m['img_per_s']:.0f}")
-                    self._log(m)
-                if s % t.sample_every == 0 or s == total:
-                    self.write_grid()
-                if s % t.ckpt_every == 0:
-                    self.save()
-                if t.eval_every and (s % t.eval_every == 0 or s == total):
-                    self.evaluate()
-                if callback is not None:
-                    callback(tr, m)
-            self.save()
-        finally:
-            bar.close()
-            restore()
-            if self._tb is not None:
-                self._tb.flush()  # its own timer flushes every 2 minutes; a torchrun worker exits without teardown
+        with self.handle_signals():
+            try:
+                try:
+                    if tr.step_count == 0 or not (self.dir / "samples").exists():
+                        with self._section():
+                            self.write_grid()
+                    while tr.step_count < total and self.stop_reason is None:
+                        m = tr.step()
+                        bar.update(1)
+                        s = tr.step_count
+                        if s % t.log_every == 0 or s == total:
+                            bar.set_postfix(D=f"{m['loss_d']:.3f}", G=f"{m['loss_g']:.3f}", Dx=f"{m['d_real']:.2f}",
+                                            DGz=f"{m['d_fake']:.2f}", ips=f"{m['img_per_s']:.0f}")
+                            self._log(m)
+                        # Once a stop is asked for, only the checkpoint below is still written.
+                        if self.stop_reason is None and (s % t.sample_every == 0 or s == total):
+                            with self._section():
+                                self.write_grid()
+                        if self.stop_reason is None and s % t.ckpt_every == 0:
+                            self.save()
+                        if self.stop_reason is None and t.eval_every and (s % t.eval_every == 0 or s == total):
+                            with self._section():
+                                self.evaluate()
+                        if callback is not None:
+                            callback(tr, m)
+                except _StopNow:
+                    pass  # a grid or an evaluation dropped: the trainer's state is that of its last whole step
+                self.save()
+            finally:
+                bar.close()
+                if self._tb is not None:
+                    self._tb.flush()  # its own timer flushes every 2 minutes; a torchrun worker exits without teardown
         return self.stop_reason or "done"
 
-    def _install_signal_handlers(self):
-        """Ctrl-C / SIGTERM finish the current step, save and return instead of dying mid-write."""
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        old = {}
+    @contextlib.contextmanager
+    def _section(self):
+        """Work that a first stop signal may abandon at once (it raises _StopNow there): it changes no
+        training state and writes each of its files atomically."""
+        try:
+            self._in_section = True
+            yield
+        finally:
+            self._in_section = False
 
-        def handler(signum, frame):
-            if self.stop_reason is not None:  # a second Ctrl-C: give up waiting
-                raise KeyboardInterrupt
-            self.request_stop(signal.Signals(signum).name)
+    @contextlib.contextmanager
+    def handle_signals(self):
+        """While active, SIGINT / SIGTERM stop the run as the module notes say instead of killing it mid-write.
+        Nests; a no-op outside the main thread (signals reach only that one)."""
+        if self._handling or threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        old = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        self._handling = True
+        try:
+            yield
+        finally:
+            self._handling = False
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            old[sig] = signal.signal(sig, handler)
+    def _on_signal(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        code = 128 + signum
+        self._signals += 1
+        if self._signals == 1:
+            if self.stop_reason is None:
+                self.request_stop(name)
+            # os.write, not print: the interrupted code may be inside a write to the same stream.
+            _say(f"\nganforge train: {name}: stopping at the next safe point to save a checkpoint; "
+                 "a second signal (Ctrl-C) exits at once without saving\n")
+            if self._in_section:
+                raise _StopNow
+            return
+        again = "interrupted" if signum == signal.SIGINT else "terminated"
+        ckpt = self.dir / CHECKPOINT_NAME
+        if ckpt.exists():
+            message = f"{again} again: exiting without saving; the last checkpoint at {ckpt} is intact"
+        else:
+            message = (f"{again} again: exiting without saving; {self.dir} has no checkpoint yet (it never saved "
+                       "one), so it cannot be resumed")
+        if self._signals == 2:
+            raise Interrupted(message, code)
+        _say(f"\nganforge train: {message}\n")  # a third while the second unwinds: no more waiting
+        os._exit(code)
 
-        def restore():
-            for sig, h in old.items():
-                signal.signal(sig, h)
 
-        return restore
+def _say(text: str) -> None:
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no usable stderr: say nothing
+        os.write(sys.stderr.fileno(), text.encode())
 
 
 def _saved_fid(path: Path) -> float | None:
