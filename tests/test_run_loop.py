@@ -1,4 +1,5 @@
-"""The training loop as a user meets it: stop signals at each stage and checks before the data is read."""
+"""The training loop as a user meets it: stop signals at each stage, checks before the data is read and the
+progress output without a terminal."""
 import json
 import signal
 import subprocess
@@ -184,3 +185,14 @@ def test_a_layer_list_that_fits_the_data_is_not_rejected_by_the_check(tmp_path, 
     assert main(["train", "digits", "--family", "layers", "--g-layers", g, "--d-layers", d, "--steps", "1",
                  "--out", str(out), *TINY, "--quiet"]) == 0
     assert ganforge.load(out).img_shape == (1, 8, 8)
+
+
+# ------------------------------------------------------------------ progress without a terminal
+def test_progress_without_a_terminal_is_one_plain_line_per_log_step(tmp_path, capsys):
+    assert main(["train", "digits", "--family", "dcgan", "--steps", "7", "--log-every", "3", "--sample-every", "100",
+                 "--out", str(tmp_path / "run"), *TINY]) == 0
+    err = capsys.readouterr().err  # captured: not a TTY
+    assert "\r" not in err
+    lines = [line for line in err.splitlines() if line.startswith("step ")]
+    assert [line.split()[1] for line in lines] == ["3/7", "6/7", "7/7"]  # steps // log_every, then the last
+    assert all(" img/s  ETA " in line and "loss D " in line for line in lines)

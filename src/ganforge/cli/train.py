@@ -73,7 +73,9 @@ def add_parser(sub):
     t.add_argument("--seed", type=int, default=T.seed, help="random seed (same seed, same run on CPU)")
     t.add_argument("--sample-every", type=positive, default=T.sample_every, help="steps between sample grids")
     t.add_argument("--ckpt-every", type=positive, default=T.ckpt_every, help="steps between checkpoints")
-    t.add_argument("--log-every", type=positive, default=T.log_every, help="steps between metric logs")
+    t.add_argument("--log-every", type=positive, default=T.log_every,
+                   help="steps between metric logs (and, when stderr is not a terminal, plain progress lines "
+                        "in place of the progress bar)")
     t.add_argument("--grid-size", type=positive, default=T.grid_size, help="images per sample grid")
     t.add_argument("--eval-every", type=non_negative, default=T.eval_every,
                    help="steps between FID evaluations (logged to log.jsonl; the best is kept as "

@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -298,8 +299,7 @@ class Run:
         """Train until ``steps`` (default: the config's) or a stop request; returns 'done' or the reason."""
         tr, t = self.trainer, self.trainer.cfg.train
         total = steps or t.steps
-        bar = tqdm(total=total, initial=tr.step_count, disable=not (self.progress and self.main),
-                   unit="step", dynamic_ncols=True)
+        progress = _Progress(tr, total, self.progress and self.main)
         with self.handle_signals():
             try:
                 try:
@@ -308,11 +308,9 @@ class Run:
                             self.write_grid()
                     while tr.step_count < total and self.stop_reason is None:
                         m = tr.step()
-                        bar.update(1)
                         s = tr.step_count
+                        progress.update(m, log=s % t.log_every == 0 or s == total)
                         if s % t.log_every == 0 or s == total:
-                            bar.set_postfix(D=f"{m['loss_d']:.3f}", G=f"{m['loss_g']:.3f}", Dx=f"{m['d_real']:.2f}",
-                                            DGz=f"{m['d_fake']:.2f}", ips=f"{m['img_per_s']:.0f}")
                             self._log(m)
                         # Once a stop is asked for, only the checkpoint below is still written.
                         if self.stop_reason is None and (s % t.sample_every == 0 or s == total):
@@ -329,7 +327,7 @@ class Run:
                     pass  # a grid or an evaluation dropped: the trainer's state is that of its last whole step
                 self.save()
             finally:
-                bar.close()
+                progress.close()
                 if self._tb is not None:
                     self._tb.flush()  # its own timer flushes every 2 minutes; a torchrun worker exits without teardown
         return self.stop_reason or "done"
@@ -389,6 +387,51 @@ class Run:
 def _say(text: str) -> None:
     with contextlib.suppress(OSError, ValueError, AttributeError):  # no usable stderr: say nothing
         os.write(sys.stderr.fileno(), text.encode())
+
+
+class _Progress:
+    """A tqdm bar on a terminal; elsewhere (a log file, CI) one plain line per logged step, so that the
+    output holds no carriage-return redraws."""
+
+    def __init__(self, trainer: Trainer, total: int, enabled: bool):
+        self.total, self.enabled = total, enabled
+        self.start_step, self.start = trainer.step_count, time.perf_counter()
+        self.images = self.seconds = 0.0
+        t = trainer.cfg.train
+        self.batch = t.batch_size * t.d_steps
+        self.bar = None
+        if enabled and (sys.stderr.isatty() or "ipykernel" in sys.modules):
+            self.bar = tqdm(total=total, initial=trainer.step_count, unit="step", dynamic_ncols=True)
+
+    def update(self, m: dict, log: bool) -> None:
+        if not self.enabled:
+            return
+        self.images += self.batch
+        self.seconds += m["seconds"]
+        if self.bar is not None:
+            self.bar.update(1)
+            if log:
+                self.bar.set_postfix(D=f"{m['loss_d']:.3f}", G=f"{m['loss_g']:.3f}", Dx=f"{m['d_real']:.2f}",
+                                     DGz=f"{m['d_fake']:.2f}", ips=f"{m['img_per_s']:.0f}")
+            return
+        if not log:
+            return
+        s = m["step"]
+        per_step = (time.perf_counter() - self.start) / max(1, s - self.start_step)  # grids and saves included
+        ips = self.images / self.seconds if self.seconds > 0 else 0.0
+        print(f"step {s}/{self.total}  loss D {m['loss_d']:.3f} G {m['loss_g']:.3f}  D(x) {m['d_real']:.2f} "
+              f"D(G(z)) {m['d_fake']:.2f}  {ips:.0f} img/s  ETA {_clock(per_step * (self.total - s))}",
+              file=sys.stderr, flush=True)
+        self.images = self.seconds = 0.0
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _clock(seconds: float) -> str:
+    s = max(0, round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 def _saved_fid(path: Path) -> float | None:
