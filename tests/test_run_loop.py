@@ -1,5 +1,5 @@
-"""The training loop as a user meets it: stop signals at each stage, checks before the data is read and the
-progress output without a terminal."""
+"""The training loop as a user meets it: stop signals at each stage, checks before the data is read, the
+progress output without a terminal and the sample grid's size."""
 import json
 import signal
 import subprocess
@@ -7,7 +7,9 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import ganforge
 import ganforge.data
@@ -196,3 +198,15 @@ def test_progress_without_a_terminal_is_one_plain_line_per_log_step(tmp_path, ca
     lines = [line for line in err.splitlines() if line.startswith("step ")]
     assert [line.split()[1] for line in lines] == ["3/7", "6/7", "7/7"]  # steps // log_every, then the last
     assert all(" img/s  ETA " in line and "loss D " in line for line in lines)
+
+
+# ------------------------------------------------------------------ sample grid size
+def test_conditional_grid_holds_grid_size_images_one_class_per_column(tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "digits", "--family", "cdcgan", "--steps", "2", "--sample-every", "2", "--out", str(out),
+                 *TINY[:-4], "--grid-size", "24", "--device", "cpu", "--quiet"]) == 0
+    for path in (out / "samples.png", out / "samples" / "step-000002.png"):
+        canvas = np.asarray(Image.open(path))[::8, ::8]  # 8 px digits are shown 8 times larger
+        tiles = [canvas[2 + y * 10: 10 + y * 10, 2 + x * 10: 10 + x * 10] for y in range(3) for x in range(10)]
+        filled = [i for i, t in enumerate(tiles) if (t != 32).any()]  # 32: the empty background
+        assert canvas.shape == (32, 102) and filled == list(range(24))

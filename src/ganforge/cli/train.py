@@ -76,7 +76,9 @@ def add_parser(sub):
     t.add_argument("--log-every", type=positive, default=T.log_every,
                    help="steps between metric logs (and, when stderr is not a terminal, plain progress lines "
                         "in place of the progress bar)")
-    t.add_argument("--grid-size", type=positive, default=T.grid_size, help="images per sample grid")
+    t.add_argument("--grid-size", type=positive, default=T.grid_size,
+                   help="images per sample grid (samples.png, RUN/samples/); conditional runs put one class in "
+                        "each column, so their last row may be short")
     t.add_argument("--eval-every", type=non_negative, default=T.eval_every,
                    help="steps between FID evaluations (logged to log.jsonl; the best is kept as "
                         "best.safetensors); 0: off")

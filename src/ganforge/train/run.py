@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import signal
 import sys
@@ -161,10 +160,10 @@ class Run:
         t, m = trainer.cfg.train, trainer.cfg.model
         if t.tensorboard:
             require("tensorboard", "--tensorboard", "pip install tensorboard (ganforge's 'tensorboard' extra)")
+        # Exactly grid_size images; a conditional grid has one column per class (cycling), so the last row
+        # may be short.
         n = t.grid_size
-        if m.num_classes:  # one column per class
-            n = m.num_classes * math.ceil(n / m.num_classes)
-        self.grid_cols = m.num_classes or None
+        self.grid_cols = min(m.num_classes, n) if m.num_classes else None
         self.grid_z = latents(trainer.G, n, seed=t.seed)
         self.grid_c = torch.arange(n) % m.num_classes if m.num_classes else None
         self.stop_reason: str | None = None
