@@ -1,5 +1,5 @@
 """The training loop as a user meets it: stop signals at each stage, checks before the data is read, the
-progress output without a terminal and the sample grid's size."""
+progress output without a terminal, the sample grid's size and a torn log line."""
 import json
 import signal
 import subprocess
@@ -210,3 +210,22 @@ def test_conditional_grid_holds_grid_size_images_one_class_per_column(tmp_path):
         tiles = [canvas[2 + y * 10: 10 + y * 10, 2 + x * 10: 10 + x * 10] for y in range(3) for x in range(10)]
         filled = [i for i, t in enumerate(tiles) if (t != 32).any()]  # 32: the empty background
         assert canvas.shape == (32, 102) and filled == list(range(24))
+
+
+# ------------------------------------------------------------------ log.jsonl appends
+def test_a_torn_last_log_line_is_skipped_and_the_next_record_starts_a_new_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "digits", "--family", "dcgan", "--steps", "3", "--log-every", "1", "--out", str(out),
+                 *TINY, "--quiet"]) == 0
+    with open(out / "log.jsonl", "a") as f:
+        f.write('{"step": 4, "loss_d": 0.12')  # a process killed while appending
+    capsys.readouterr()
+    assert main(["info", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["last_metrics"]["step"] == 3
+    assert main(["train", "--resume", str(out), "--steps", "5", "--quiet"]) == 0
+    lines = (out / "log.jsonl").read_text().splitlines()
+    assert lines[3] == '{"step": 4, "loss_d": 0.12'
+    assert [json.loads(line)["step"] for i, line in enumerate(lines) if i != 3] == [1, 2, 3, 4, 5]
+    from ganforge.train.run import read_log
+
+    assert [r["step"] for r in read_log(out)] == [1, 2, 3, 4, 5]

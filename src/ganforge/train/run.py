@@ -44,6 +44,7 @@ from ganforge.train.trainer import Trainer, complete_config, validate
 
 MAX_GIF_FRAMES = 60
 BEST_NAME = "best.safetensors"
+LOG_NAME = "log.jsonl"
 GRID_BATCH = 16  # images per forward pass of a sample grid: bounds the memory and the wait for a stop
 OPTIMIZERS = ("adam", "sgd", "rmsprop")  # the ones Trainer builds
 Callback = Callable[[Trainer, dict], None]
@@ -140,6 +141,25 @@ def check_resumable(run_dir: str | Path) -> Path:
     return path
 
 
+def read_log(path: str | Path) -> list[dict]:
+    """The records of a run's log.jsonl (or of the log in a run directory). Lines are appended as training
+    goes, so a process killed mid-write can leave a torn last line: lines that do not parse are skipped."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / LOG_NAME
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            records.append(rec)
+    return records
+
+
 def new_run_dir(base: str | Path) -> Path:
     """``base`` if it is free, else ``base-2``, ``base-3``...: never overwrite an earlier run."""
     base = Path(base)
@@ -171,6 +191,7 @@ class Run:
         self._handling = False
         self._in_section = False  # inside work that a first signal may drop (see _section)
         self._tb = None
+        self._log_checked = False
         self.last_grid = None
         self._fid = None  # FidTracker for --eval-every, built now so a missing extractor fails before training
         self.best_fid = _saved_fid(self.dir / BEST_NAME)
@@ -274,8 +295,19 @@ class Run:
     def _log(self, metrics: dict) -> None:
         if not self.main:
             return
-        with open(self.dir / "log.jsonl", "a") as f:
-            f.write(json.dumps({k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}) + "\n")
+        path = self.dir / LOG_NAME
+        # Appends are the one exception to writing files atomically: a line torn by a killed process is
+        # skipped by read_log, and ended here so that the next record starts on a line of its own.
+        start = ""
+        if not self._log_checked:
+            self._log_checked = True
+            if path.is_file() and path.stat().st_size:
+                with open(path, "rb") as f:
+                    f.seek(-1, os.SEEK_END)
+                    start = "" if f.read(1) == b"\n" else "\n"
+        with open(path, "a") as f:
+            f.write(start + json.dumps({k: round(v, 6) if isinstance(v, float) else v
+                                        for k, v in metrics.items()}) + "\n")
         if self.trainer.cfg.train.tensorboard:
             if self._tb is None:
                 try:
