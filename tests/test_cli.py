@@ -157,3 +157,24 @@ def test_bad_output_paths_are_one_line_errors_before_any_work(run_dir, tmp_path,
     assert main(["generate", str(run_dir), "--out", str(tmp_path / "afile")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("is a file; pass a folder for the output images") and "\n" not in err
+
+
+def test_mp4_without_the_ffmpeg_writer_fails_before_rendering(run_dir, tmp_path, capsys, monkeypatch):
+    """imageio without imageio-ffmpeg (scikit-image installs the one without the other) has no MP4 writer."""
+    import importlib.machinery
+    import types
+
+    import ganforge.generate.sampling as sampling
+
+    imageio = types.ModuleType("imageio")
+    imageio.__spec__ = importlib.machinery.ModuleSpec("imageio", None)
+    monkeypatch.setitem(sys.modules, "imageio", imageio)
+    monkeypatch.setitem(sys.modules, "imageio.v2", imageio)
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # not installed
+    monkeypatch.setattr(sampling, "generate", lambda *a, **k: pytest.fail("frames rendered before the check"))
+    capsys.readouterr()
+    assert main(["interpolate", str(run_dir), "--out", str(tmp_path / "loop.mp4")]) == 2
+    assert capsys.readouterr().err == ("ganforge interpolate: error: writing loop.mp4 needs the 'imageio_ffmpeg' "
+                                       "package: pip install imageio imageio-ffmpeg (ganforge's 'video' extra); "
+                                       "or write a .gif\n")
+    assert not (tmp_path / "loop.mp4").exists()

@@ -82,7 +82,9 @@ def add_interpolate(sub):
 def cmd_interpolate(a) -> int:
     from ganforge.generate.runs import load_run
     from ganforge.generate.sampling import interpolate
+    from ganforge.storage.images import check_video_path
 
+    check_video_path(a.out)  # a missing writer is reported before the run loads, not after the frames render
     cfg, G, _ = load_run(a.run)
     walk = interpolate
     if a.space == "w":

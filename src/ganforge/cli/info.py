@@ -31,15 +31,13 @@ def ema_text(t) -> str:
 def describe_run(path: str | Path) -> dict:
     from ganforge.generate.runs import load_run
     from ganforge.storage.checkpoint import CHECKPOINT_NAME
+    from ganforge.train.run import read_log
 
     run = Path(path)
     cfg, G, D = load_run(run)
     run_dir = run if run.is_dir() else run.parent
-    last = None
-    log = run_dir / "log.jsonl"
-    if log.exists():
-        lines = log.read_text().strip().splitlines()
-        last = json.loads(lines[-1]) if lines else None
+    records = read_log(run_dir)  # skips a torn last line (a process killed while appending)
+    last = records[-1] if records else None
     labels = {"samples.png": "sample grid", "progress.gif": "results over time", CHECKPOINT_NAME: "checkpoint",
               "generated.png": "generated grid"}
     files = {name: str(run_dir / name) for name in labels if (run_dir / name).exists()}

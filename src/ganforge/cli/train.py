@@ -76,8 +76,12 @@ def add_parser(sub):
     t.add_argument("--seed", type=int, default=T.seed, help="random seed (same seed, same run on CPU)")
     t.add_argument("--sample-every", type=positive, default=T.sample_every, help="steps between sample grids")
     t.add_argument("--ckpt-every", type=positive, default=T.ckpt_every, help="steps between checkpoints")
-    t.add_argument("--log-every", type=positive, default=T.log_every, help="steps between metric logs")
-    t.add_argument("--grid-size", type=positive, default=T.grid_size, help="images per sample grid")
+    t.add_argument("--log-every", type=positive, default=T.log_every,
+                   help="steps between metric logs (and, when stderr is not a terminal, plain progress lines "
+                        "in place of the progress bar)")
+    t.add_argument("--grid-size", type=positive, default=T.grid_size,
+                   help="images per sample grid (samples.png, RUN/samples/); conditional runs put one class in "
+                        "each column, so their last row may be short")
     t.add_argument("--eval-every", type=non_negative, default=T.eval_every,
                    help="steps between FID evaluations (logged to log.jsonl; the best is kept as "
                         "best.safetensors); 0: off")
@@ -140,6 +144,7 @@ def cmd_train(a) -> int:
     from ganforge.devices import resolve_device
     from ganforge.train import distributed
     from ganforge.train.presets import GPU_PRESETS
+    from ganforge.train.run import Interrupted, check_config, check_resumable
 
     if a.resume and (a.init or a.preset or a.config):
         from ganforge.errors import ConfigError
@@ -147,16 +152,26 @@ def cmd_train(a) -> int:
         raise ConfigError("--resume continues a run with its own config: drop --init, --preset and --config")
     if a.resume:
         cfg = RunConfig.load(a.resume)
+        check_resumable(a.resume)
     else:
         cfg = _config_from_args(a)
+        if a.init:
+            cfg.model = RunConfig.load(a.init).model  # the weights fix the architecture
     device = resolve_device(a.device if "device" in a.explicit or not a.resume else cfg.train.device)
     dist = distributed.init_from_env(device.type)
-    if a.preset in GPU_PRESETS and device.type == "cpu" and dist.is_main:
-        print(f"warning: preset {a.preset} is sized for a GPU; on a 2-core CPU paper256 trains at about 1,400 s "
-              "per thousand images (docs/benchmarks.md), so the paper's length would take over a year",
-              file=sys.stderr)
     try:
+        # Everything that does not need the data is checked before it is read (decoding can take minutes).
+        check_config(cfg, world_size=dist.world_size)
+        if a.preset in GPU_PRESETS and device.type == "cpu" and dist.is_main:
+            print(f"warning: preset {a.preset} is sized for a GPU; on a 2-core CPU paper256 trains at about "
+                  "1,400 s per thousand images (docs/benchmarks.md), so the paper's length would take over a year",
+                  file=sys.stderr)
         status = _train(a, cfg, device, dist)
+    except Interrupted as e:
+        distributed.shutdown(dist, wait=False)
+        if dist.is_main:
+            print(f"\nganforge train: {e}", file=sys.stderr)
+        return e.code
     except BaseException:
         distributed.shutdown(dist, wait=False)  # the other ranks may never reach a barrier
         raise
@@ -167,6 +182,41 @@ def cmd_train(a) -> int:
 
 
 def _train(a, cfg: RunConfig, device, dist) -> int:
+    from ganforge.train.run import Interrupted
+
+    made: list[Path] = []  # the run directory, once this command has made it
+    try:
+        run = _prepare(a, cfg, device, dist, made)
+    except KeyboardInterrupt as e:  # before the run's own signal handling starts: nothing to save yet
+        if isinstance(e, Interrupted):
+            raise
+        if a.resume:
+            where = f"{a.resume} is unchanged"
+        elif made:
+            where = f"{made[0]} holds no checkpoint (it never saved one)"
+        else:
+            where = "no run directory was made"
+        raise Interrupted(f"interrupted before training started; {where}") from None
+    with run.handle_signals():
+        run.train()
+        out = run.finish()
+    if not dist.is_main:
+        return 0
+    reason = run.stop_reason
+    if reason is not None:
+        print(f"\n{reason}: stopped at step {run.trainer.step_count}; checkpoint saved.\n"
+              f"Continue with: ganforge train --resume {run.dir}")
+        return 130 if reason == "SIGINT" else 143 if reason == "SIGTERM" else 1
+    print(f"\ntrained {run.trainer.step_count} steps. Run directory: {run.dir}")
+    for label, key in (("sample grid", "grid"), ("results over time", "gif"), ("checkpoint", "checkpoint")):
+        if key in out:
+            print(f"  {label + ':':19s}{out[key]}")
+    print(f"Next: ganforge generate {run.dir} --n 16 --grid grid.png")
+    return 0
+
+
+def _prepare(a, cfg: RunConfig, device, dist, made: list[Path]):
+    """Data, trainer and run directory: the Run to train."""
     from ganforge.data import load_dataset
     from ganforge.devices import set_cpu_threads
     from ganforge.train import distributed
@@ -187,35 +237,15 @@ def _train(a, cfg: RunConfig, device, dist) -> int:
                          steps=a.steps if "steps" in a.explicit else None)
         if dist.is_main:
             print(f"resuming {a.resume} at step {run.trainer.step_count} of {run.trainer.cfg.train.steps}")
-    else:
-        init = None
-        if a.init:
-            from ganforge.config import RunConfig
-            from ganforge.storage.checkpoint import load_checkpoint
+        return run
+    trainer = Trainer(cfg, data, device=device, dist=dist)
+    if a.init:
+        from ganforge.storage.checkpoint import load_checkpoint
 
-            init = RunConfig.load(a.init)
-            cfg.model = init.model  # the weights fix the architecture
-        trainer = Trainer(cfg, data, device=device, dist=dist)
-        if init is not None:
-            loaded = init_weights(trainer, a.init, load_checkpoint(a.init)[0], init)
-            if dist.is_main:
-                print(f"initialised {', '.join(loaded)} from {a.init}")
-        run_dir = a.out or f"runs/{cfg.model.family}-{Path(cfg.data.source).stem or 'data'}"
-        run_dir = distributed.agree_on(str(new_run_dir(run_dir)) if dist.is_main else None, dist)
-        run = Run(trainer, run_dir, progress=not a.quiet)
-    reason = run.train()
-    out = run.finish()
-    if not dist.is_main:
-        return 0
-    if reason != "done":
-        print(f"\n{reason}: stopped at step {run.trainer.step_count}; checkpoint saved.\n"
-              f"Continue with: ganforge train --resume {run.dir}")
-        return 130 if reason == "SIGINT" else 143 if reason == "SIGTERM" else 1
-    print(f"\ntrained {run.trainer.step_count} steps. Run directory: {run.dir}")
-    for label, key in (("sample grid", "grid"), ("results over time", "gif"), ("checkpoint", "checkpoint")):
-        if key in out:
-            print(f"  {label + ':':19s}{out[key]}")
-    print(f"Next: ganforge generate {run.dir} --n 16 --grid grid.png")
-    return 0
-
-
+        loaded = init_weights(trainer, a.init, load_checkpoint(a.init)[0], RunConfig.load(a.init))
+        if dist.is_main:
+            print(f"initialised {', '.join(loaded)} from {a.init}")
+    run_dir = a.out or f"runs/{cfg.model.family}-{Path(cfg.data.source).stem or 'data'}"
+    run_dir = distributed.agree_on(str(new_run_dir(run_dir)) if dist.is_main else None, dist)
+    made.append(Path(run_dir))
+    return Run(trainer, run_dir, progress=not a.quiet)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ganforge.errors import OutputPathError
+from ganforge.errors import OutputPathError, require
 from ganforge.storage.atomic import atomic_path, atomic_write_with
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
@@ -22,11 +22,10 @@ def check_video_path(path: str | Path) -> Path:
     if suffix not in VIDEO_SUFFIXES:
         raise OutputPathError(f"unsupported video format '{suffix}' for {path}: use .gif or .mp4")
     if suffix == ".mp4":
-        try:
-            import imageio.v2  # noqa: F401
-        except ImportError as e:
-            raise OutputPathError("writing .mp4 needs imageio and imageio-ffmpeg: pip install imageio "
-                                  "imageio-ffmpeg; or write a .gif") from e
+        # Both: imageio alone (scikit-image installs it) has no MP4 writer and would fail after rendering.
+        for module in ("imageio", "imageio_ffmpeg"):
+            require(module, f"writing {path.name}", "pip install imageio imageio-ffmpeg (ganforge's 'video' "
+                                                     "extra); or write a .gif")
     return path
 
 
