@@ -163,9 +163,8 @@ def cmd_train(a) -> int:
         # Everything that does not need the data is checked before it is read (decoding can take minutes).
         check_config(cfg, world_size=dist.world_size)
         if a.preset in GPU_PRESETS and device.type == "cpu" and dist.is_main:
-            print(f"warning: preset {a.preset} is sized for a GPU; on a 2-core CPU paper256 trains at about "
-                  "1,400 s per thousand images (docs/benchmarks.md), so the paper's length would take over a year",
-                  file=sys.stderr)
+            print(f"ganforge train: warning: preset {a.preset} is sized for a GPU; on a CPU the paper's length "
+                  "takes far longer than anyone waits (measured CPU speed: docs/benchmarks.md)", file=sys.stderr)
         status = _train(a, cfg, device, dist)
     except Interrupted as e:
         distributed.shutdown(dist, wait=False)

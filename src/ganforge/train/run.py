@@ -40,13 +40,12 @@ from ganforge.train.augment.ada import parse_pipe
 from ganforge.train.augment.diffaug import parse_policy
 from ganforge.train.losses import get_loss
 from ganforge.train.regularizers import require_mapping
-from ganforge.train.trainer import Trainer, complete_config, validate
+from ganforge.train.trainer import OPTIMIZERS, Trainer, complete_config, validate
 
 MAX_GIF_FRAMES = 60
 BEST_NAME = "best.safetensors"
 LOG_NAME = "log.jsonl"
 GRID_BATCH = 16  # images per forward pass of a sample grid: bounds the memory and the wait for a stop
-OPTIMIZERS = ("adam", "sgd", "rmsprop")  # the ones Trainer builds
 Callback = Callable[[Trainer, dict], None]
 
 

@@ -111,14 +111,18 @@ class StepStats(Mapping):
         return f"StepStats({dict(self)})"
 
 
+# name -> builder(params, lr, betas); one pair of numbers per network serves every optimizer.
+OPTIMIZERS = {
+    "adam": lambda params, lr, betas: torch.optim.Adam(params, lr=lr, betas=betas),
+    "sgd": lambda params, lr, betas: torch.optim.SGD(params, lr=lr, momentum=betas[0]),  # betas[0]: momentum
+    "rmsprop": lambda params, lr, betas: torch.optim.RMSprop(params, lr=lr, alpha=betas[1]),  # betas[1]: smoothing
+}
+
+
 def _optimizer(name: str, params, lr: float, betas) -> torch.optim.Optimizer:
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, betas=betas)
-    if name == "sgd":  # betas[0] is the momentum
-        return torch.optim.SGD(params, lr=lr, momentum=betas[0])
-    if name == "rmsprop":  # betas[1] is the smoothing constant
-        return torch.optim.RMSprop(params, lr=lr, alpha=betas[1])
-    raise ConfigError(f"unknown optimizer '{name}'; choose adam, sgd or rmsprop")
+    if name not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer '{name}'; choose {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name](params, lr, betas)
 
 
 class Trainer:
