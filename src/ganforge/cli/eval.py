@@ -1,7 +1,7 @@
 """`ganforge eval`: FID, KID, precision/recall and the rest, for a run or a folder of images."""
 from __future__ import annotations
 
-from ganforge.cli.common import FMT, positive
+from ganforge.cli.common import FMT, add_precision, positive
 from ganforge.metrics.options import METRICS, OPT_IN_METRICS, EvalOptions
 
 
@@ -56,6 +56,7 @@ def add_parser(sub) -> None:
                                                                   "(the most confident half is used)")
     p.add_argument("--no-cache", action="store_true", help="recompute the real set's features")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    add_precision(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_eval)
 
@@ -74,6 +75,6 @@ def cmd_eval(a) -> int:
                        ppl_sampling=a.ppl_sampling, ppl_epsilon=a.ppl_epsilon, vgg=a.vgg, ls_n=a.ls_n)
     result = run_eval(a.run, a.fake, a.real, opts, features=a.features, inception_weights=a.inception_weights,
                       resolution=a.resolution, channels=a.channels, truncation=a.truncation,
-                      device=str(resolve_device(a.device)))
+                      device=str(resolve_device(a.device)), precision=a.precision)
     print(json.dumps(result, indent=2) if a.json else format_table(result))
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ganforge.cli.common import FMT, positive, seeds
+from ganforge.cli.common import FMT, add_precision, positive, seeds
 
 
 def add_parsers(sub) -> None:
@@ -59,6 +59,7 @@ def add_parsers(sub) -> None:
                                                  "None: $GANFORGE_VGG16 or ~/.cache/ganforge/vgg16-lpips.safetensors)")
     p.add_argument("--no-video", action="store_true", help="skip proj.mp4 / proj.gif")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    add_precision(p)
     p.set_defaults(func=cmd_project)
 
 
@@ -67,6 +68,7 @@ def _add_run_args(p) -> None:
     p.add_argument("--truncation", type=float, default=1.0, help="psi: pull w toward the average w (1 = off)")
     p.add_argument("--class", dest="class_index", type=int, help="class for conditional runs (None: class 0)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    add_precision(p)
 
 
 def _load_stylegan(a, command: str):
@@ -74,7 +76,7 @@ def _load_stylegan(a, command: str):
     from ganforge.generate.runs import load_run
     from ganforge.generate.stylegan import require_stylegan
 
-    cfg, G, _ = load_run(a.run, device=str(resolve_device(a.device)))
+    cfg, G, _ = load_run(a.run, device=str(resolve_device(a.device)), precision=a.precision)
     require_stylegan(G, cfg.model.family, command)
     return G
 
@@ -150,7 +152,7 @@ def cmd_project(a) -> int:
     from ganforge.storage.images import check_output_dir
 
     device = str(resolve_device(a.device))
-    cfg, G, D = load_run(a.run, device=device)
+    cfg, G, D = load_run(a.run, device=device, precision=a.precision)
     require_stylegan(G, cfg.model.family, "project")
     run_dir = Path(a.run if Path(a.run).is_dir() else Path(a.run).parent)
     out = check_output_dir(a.out or run_dir / "projections" / Path(a.image).stem)
