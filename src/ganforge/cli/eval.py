@@ -15,7 +15,8 @@ def add_parser(sub) -> None:
                               "torch-fidelity) and the FID InceptionV3 weights, pt_inception-2015-12-05-6726825d.pth "
                               "as published by pytorch-fid (or torch-fidelity's weights-inception-2015-12-05-"
                               "6726825d.pth), via --inception-weights, $GANFORGE_INCEPTION_WEIGHTS or the torch hub "
-                              "cache (~/.cache/torch/hub/checkpoints). Nothing is downloaded. "
+                              "cache (~/.cache/torch/hub/checkpoints); `ganforge weights download inception` "
+                              "fetches them into ganforge's cache. Nothing is downloaded while scoring. "
                               "ppl (perceptual path length) and ls (linear separability) measure a run's generator "
                               "and are not part of 'all', being slow: name them in --metrics (at the default --ppl-n "
                               "and --ls-n each renders about as many images as FID's 5,000 samples; on a 2-core CPU "
@@ -33,7 +34,9 @@ def add_parser(sub) -> None:
     p.add_argument("--features", help="digits, inception or module:callable (None: digits for digit-like data, "
                                       "inception otherwise)")
     p.add_argument("--inception-weights", metavar="PATH", help="InceptionV3 weights file (else "
-                                                                "$GANFORGE_INCEPTION_WEIGHTS or the torch hub cache)")
+                                                                "$GANFORGE_INCEPTION_WEIGHTS, ganforge's cache or the "
+                                                                "torch hub cache; `ganforge weights download "
+                                                                "inception` fetches it)")
     p.add_argument("--seed", type=int, default=e.seed, help="latent seed / choice of --fake images")
     p.add_argument("--truncation", type=float, default=1.0, help="psi for the run's latents (1 = off)")
     p.add_argument("--resolution", type=positive, help="decode folders at this size (None: the real set's; a real "

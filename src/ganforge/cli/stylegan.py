@@ -53,7 +53,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the average-w samples and the noise")
     p.add_argument("--class", dest="class_index", type=int, help="the photo's class (needed by conditional runs)")
     p.add_argument("--features", choices=["auto", "lpips", "d"], default="auto",
-                   help="distance: lpips (VGG16 weights), d (the run's discriminator) or auto (lpips when "
+                   help="distance: lpips (VGG16 weights; `ganforge weights download vgg16-lpips`), d (the run's "
+                        "discriminator) or auto (lpips when "
                         "weights are found, else d)")
     p.add_argument("--vgg", metavar="PATH", help="VGG16 / LPIPS weights (.safetensors or .pt state dict; "
                                                  "None: $GANFORGE_VGG16 or ~/.cache/ganforge/vgg16-lpips.safetensors)")
@@ -125,20 +126,21 @@ def _run_has_d(run: str) -> bool:
 def _projection_metric(a, D, device: str):
     """(LPIPS or None, D or None, a line saying which distance is used) for ``--features``/``--vgg``."""
     from ganforge.errors import StyleGANError
-    from ganforge.metrics.lpips import ENV, default_lpips_path, load_lpips
+    from ganforge.metrics.lpips import DOWNLOAD_HINT, ENV, default_lpips_path, load_lpips
 
     if a.features == "d" and a.vgg:
         raise StyleGANError("--vgg is for --features lpips or auto; drop it to use the discriminator")
     vgg = a.vgg or (default_lpips_path() if a.features != "d" else None)
     if a.features == "lpips" and vgg is None:
-        raise StyleGANError(f"--features lpips needs VGG16 LPIPS weights: pass --vgg PATH or set ${ENV}, "
-                            "or use --features d")
+        raise StyleGANError(f"--features lpips needs VGG16 LPIPS weights: {DOWNLOAD_HINT}, or pass --vgg PATH "
+                            f"or set ${ENV}, or use --features d")
     if vgg is not None:
         return load_lpips(vgg, device), None, f"features: LPIPS (VGG16 weights {vgg})"
     if not _run_has_d(a.run):
-        raise StyleGANError(f"{a.run} holds no discriminator to compare features with: pass VGG16 LPIPS "
-                            f"weights with --vgg PATH (or ${ENV})")
-    why = " (no VGG16 LPIPS weights found: pass --vgg PATH for LPIPS)" if a.features == "auto" else ""
+        raise StyleGANError(f"{a.run} holds no discriminator to compare features with: {DOWNLOAD_HINT} for "
+                            f"VGG16 LPIPS weights, or pass them with --vgg PATH (or ${ENV})")
+    why = f" (no VGG16 LPIPS weights found: {DOWNLOAD_HINT} or pass --vgg PATH for LPIPS)" \
+        if a.features == "auto" else ""
     return None, D, f"features: the run's discriminator{why}"
 
 
