@@ -1,7 +1,7 @@
 """`ganforge eval`: FID, KID, precision/recall and the rest, for a run or a folder of images."""
 from __future__ import annotations
 
-from ganforge.cli.common import FMT, positive
+from ganforge.cli.common import FMT, add_precision, positive
 from ganforge.metrics.options import METRICS, OPT_IN_METRICS, EvalOptions
 
 
@@ -15,7 +15,8 @@ def add_parser(sub) -> None:
                               "torch-fidelity) and the FID InceptionV3 weights, pt_inception-2015-12-05-6726825d.pth "
                               "as published by pytorch-fid (or torch-fidelity's weights-inception-2015-12-05-"
                               "6726825d.pth), via --inception-weights, $GANFORGE_INCEPTION_WEIGHTS or the torch hub "
-                              "cache (~/.cache/torch/hub/checkpoints). Nothing is downloaded. "
+                              "cache (~/.cache/torch/hub/checkpoints); `ganforge weights download inception` "
+                              "fetches them into ganforge's cache. Nothing is downloaded while scoring. "
                               "ppl (perceptual path length) and ls (linear separability) measure a run's generator "
                               "and are not part of 'all', being slow: name them in --metrics (at the default --ppl-n "
                               "and --ls-n each renders about as many images as FID's 5,000 samples; on a 2-core CPU "
@@ -34,7 +35,9 @@ def add_parser(sub) -> None:
     p.add_argument("--features", help="digits, inception or module:callable (None: digits for digit-like data, "
                                       "inception otherwise)")
     p.add_argument("--inception-weights", metavar="PATH", help="InceptionV3 weights file (else "
-                                                                "$GANFORGE_INCEPTION_WEIGHTS or the torch hub cache)")
+                                                                "$GANFORGE_INCEPTION_WEIGHTS, ganforge's cache or the "
+                                                                "torch hub cache; `ganforge weights download "
+                                                                "inception` fetches it)")
     p.add_argument("--seed", type=int, default=e.seed, help="latent seed / choice of --fake images")
     p.add_argument("--truncation", type=float, default=1.0, help="psi for the run's latents (1 = off)")
     p.add_argument("--resolution", type=positive, help="decode folders at this size (None: the real set's; a real "
@@ -57,6 +60,7 @@ def add_parser(sub) -> None:
                                                                   "(the most confident half is used)")
     p.add_argument("--no-cache", action="store_true", help="recompute the real set's features")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    add_precision(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_eval)
 
@@ -75,6 +79,6 @@ def cmd_eval(a) -> int:
                        ppl_sampling=a.ppl_sampling, ppl_epsilon=a.ppl_epsilon, vgg=a.vgg, ls_n=a.ls_n)
     result = run_eval(a.run, a.fake, a.real, opts, features=a.features, inception_weights=a.inception_weights,
                       resolution=a.resolution, channels=a.channels, truncation=a.truncation,
-                      device=str(resolve_device(a.device)))
+                      device=str(resolve_device(a.device)), precision=a.precision)
     print(json.dumps(result, indent=2) if a.json else format_table(result))
     return 0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ganforge.cli.common import FMT, positive, psi_list
+from ganforge.cli.common import FMT, add_precision, positive, psi_list
 
 
 def add_generate(sub):
@@ -23,6 +23,7 @@ def add_generate(sub):
                         "official networks) or the mean w of each sample's class (keeps the class at low psi)")
     p.add_argument("--batch-size", type=positive, default=256, help="images per forward pass")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    add_precision(p)
     p.set_defaults(func=cmd_generate)
 
 
@@ -38,7 +39,7 @@ def cmd_generate(a) -> int:
         check_output_dir(a.out)
     for psi in a.truncation:
         check_truncation(psi)
-    G = load(a.run, device=str(resolve_device(a.device)))
+    G = load(a.run, device=str(resolve_device(a.device)), precision=a.precision)
     out = a.out or (None if a.grid else str(Path(a.run) / "generated"))
     sweep = len(a.truncation) > 1
     if sweep:  # [n, k] images: row = seed, column = psi
@@ -76,6 +77,7 @@ def add_interpolate(sub):
     p.add_argument("--fps", type=positive, default=20, help="frames per second")
     p.add_argument("--space", choices=["z", "w"], default="z", help="interpolate latents z (spherically) or, for "
                                                                      "StyleGAN2 runs, mapped styles w (linearly)")
+    add_precision(p)
     p.set_defaults(func=cmd_interpolate)
 
 
@@ -85,7 +87,7 @@ def cmd_interpolate(a) -> int:
     from ganforge.storage.images import check_video_path
 
     check_video_path(a.out)  # a missing writer is reported before the run loads, not after the frames render
-    cfg, G, _ = load_run(a.run)
+    cfg, G, _ = load_run(a.run, precision=a.precision)
     walk = interpolate
     if a.space == "w":
         from ganforge.generate.stylegan import interpolate_w, require_stylegan

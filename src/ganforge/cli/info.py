@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ganforge.cli.common import FMT, positive
+from ganforge.cli.common import FMT, json_object, positive
 
 
 def families_table() -> str:
@@ -103,6 +103,11 @@ def add_bench(sub):
     p.add_argument("--batch-size", type=positive, default=64, help="training batch size")
     p.add_argument("--repeats", type=positive, default=3, help="alternating repeats (the best is kept)")
     p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
+    p.add_argument("--model-options", type=json_object, default={},
+                   help="model options as JSON, e.g. '{\"num_fp16_res\": 2, \"conv_clamp\": 256}' for a StyleGAN2 "
+                        "with reduced-precision blocks (its generation is then timed in fp32 and in reduced "
+                        "precision)")
+    p.add_argument("--gen-images", type=positive, default=5000, help="images generated per generation timing")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_bench)
 
@@ -111,6 +116,6 @@ def cmd_bench(a) -> int:
     from ganforge.train.bench import format_report, run_bench
 
     report = run_bench(family=a.family, data=a.data, steps=a.steps, batch_size=a.batch_size, repeats=a.repeats,
-                       device=a.device)
+                       device=a.device, options=a.model_options, gen_images=a.gen_images)
     print(json.dumps(report, indent=2) if a.json else format_report(report))
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ganforge.cli.common import FMT, positive, seeds
+from ganforge.cli.common import FMT, add_precision, positive, seeds
 
 
 def add_parsers(sub) -> None:
@@ -53,12 +53,14 @@ def add_parsers(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the average-w samples and the noise")
     p.add_argument("--class", dest="class_index", type=int, help="the photo's class (needed by conditional runs)")
     p.add_argument("--features", choices=["auto", "lpips", "d"], default="auto",
-                   help="distance: lpips (VGG16 weights), d (the run's discriminator) or auto (lpips when "
+                   help="distance: lpips (VGG16 weights; `ganforge weights download vgg16-lpips`), d (the run's "
+                        "discriminator) or auto (lpips when "
                         "weights are found, else d)")
     p.add_argument("--vgg", metavar="PATH", help="VGG16 / LPIPS weights (.safetensors or .pt state dict; "
                                                  "None: $GANFORGE_VGG16 or ~/.cache/ganforge/vgg16-lpips.safetensors)")
     p.add_argument("--no-video", action="store_true", help="skip proj.mp4 / proj.gif")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    add_precision(p)
     p.set_defaults(func=cmd_project)
 
 
@@ -67,6 +69,7 @@ def _add_run_args(p) -> None:
     p.add_argument("--truncation", type=float, default=1.0, help="psi: pull w toward the average w (1 = off)")
     p.add_argument("--class", dest="class_index", type=int, help="class for conditional runs (None: class 0)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    add_precision(p)
 
 
 def _load_stylegan(a, command: str):
@@ -74,7 +77,7 @@ def _load_stylegan(a, command: str):
     from ganforge.generate.runs import load_run
     from ganforge.generate.stylegan import require_stylegan
 
-    cfg, G, _ = load_run(a.run, device=str(resolve_device(a.device)))
+    cfg, G, _ = load_run(a.run, device=str(resolve_device(a.device)), precision=a.precision)
     require_stylegan(G, cfg.model.family, command)
     return G
 
@@ -123,20 +126,21 @@ def _run_has_d(run: str) -> bool:
 def _projection_metric(a, D, device: str):
     """(LPIPS or None, D or None, a line saying which distance is used) for ``--features``/``--vgg``."""
     from ganforge.errors import StyleGANError
-    from ganforge.metrics.lpips import ENV, default_lpips_path, load_lpips
+    from ganforge.metrics.lpips import DOWNLOAD_HINT, ENV, default_lpips_path, load_lpips
 
     if a.features == "d" and a.vgg:
         raise StyleGANError("--vgg is for --features lpips or auto; drop it to use the discriminator")
     vgg = a.vgg or (default_lpips_path() if a.features != "d" else None)
     if a.features == "lpips" and vgg is None:
-        raise StyleGANError(f"--features lpips needs VGG16 LPIPS weights: pass --vgg PATH or set ${ENV}, "
-                            "or use --features d")
+        raise StyleGANError(f"--features lpips needs VGG16 LPIPS weights: {DOWNLOAD_HINT}, or pass --vgg PATH "
+                            f"or set ${ENV}, or use --features d")
     if vgg is not None:
         return load_lpips(vgg, device), None, f"features: LPIPS (VGG16 weights {vgg})"
     if not _run_has_d(a.run):
-        raise StyleGANError(f"{a.run} holds no discriminator to compare features with: pass VGG16 LPIPS "
-                            f"weights with --vgg PATH (or ${ENV})")
-    why = " (no VGG16 LPIPS weights found: pass --vgg PATH for LPIPS)" if a.features == "auto" else ""
+        raise StyleGANError(f"{a.run} holds no discriminator to compare features with: {DOWNLOAD_HINT} for "
+                            f"VGG16 LPIPS weights, or pass them with --vgg PATH (or ${ENV})")
+    why = f" (no VGG16 LPIPS weights found: {DOWNLOAD_HINT} or pass --vgg PATH for LPIPS)" \
+        if a.features == "auto" else ""
     return None, D, f"features: the run's discriminator{why}"
 
 
@@ -150,7 +154,7 @@ def cmd_project(a) -> int:
     from ganforge.storage.images import check_output_dir
 
     device = str(resolve_device(a.device))
-    cfg, G, D = load_run(a.run, device=device)
+    cfg, G, D = load_run(a.run, device=device, precision=a.precision)
     require_stylegan(G, cfg.model.family, "project")
     run_dir = Path(a.run if Path(a.run).is_dir() else Path(a.run).parent)
     out = check_output_dir(a.out or run_dir / "projections" / Path(a.image).stem)

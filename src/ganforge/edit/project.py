@@ -175,8 +175,8 @@ def project(G, target: torch.Tensor, *, D=None, lpips: LPIPS | None = None, step
     elif D is not None:
         space, metric = "discriminator", DiscriminatorFeatures(D)
     else:
-        raise StyleGANError("projection needs a distance: pass VGG16 LPIPS weights (--vgg PATH) or a run with "
-                            "a trained discriminator")
+        raise StyleGANError("projection needs a distance: VGG16 LPIPS weights (--vgg PATH; `ganforge weights "
+                            "download vgg16-lpips` fetches them) or a run with a trained discriminator")
 
     with torch.inference_mode(False), torch.enable_grad():
         G = copy.deepcopy(G).eval().requires_grad_(False)

@@ -8,11 +8,17 @@ import torch
 from ganforge import models
 from ganforge.config import RunConfig
 from ganforge.errors import CheckpointError
+from ganforge.models.stylegan2 import set_precision
 from ganforge.storage.checkpoint import load_checkpoint, load_module, resolve
 
 
-def load_run(path: str | Path, device: str = "cpu") -> tuple[RunConfig, torch.nn.Module, torch.nn.Module]:
-    """(config, G_ema, D) of a run directory or checkpoint file, in eval mode on ``device``."""
+def load_run(path: str | Path, device: str = "cpu",
+             precision: str = "auto") -> tuple[RunConfig, torch.nn.Module, torch.nn.Module]:
+    """(config, G_ema, D) of a run directory or checkpoint file, in eval mode on ``device``.
+
+    ``precision`` (auto, fp32, bf16) is how the networks' reduced-precision blocks (StyleGAN2's
+    ``num_fp16_res``) run; 'auto' uses reduced precision only where it is fast (CUDA, CPUs with AMX).
+    """
     ckpt = resolve(path)
     tensors, meta = load_checkpoint(ckpt)
     cfg_path = ckpt.parent / "config.json"
@@ -24,15 +30,18 @@ def load_run(path: str | Path, device: str = "cpu") -> tuple[RunConfig, torch.nn
         load_module(D, tensors, "D", str(ckpt))
     G.class_names = list(cfg.class_names)
     G.step = int(meta.get("step", 0))
+    set_precision(G, precision)
+    set_precision(D, precision)
     return cfg, G.to(device).eval().requires_grad_(False), D.to(device).eval().requires_grad_(False)
 
 
-def load(path: str | Path, device: str = "cpu") -> torch.nn.Module:
+def load(path: str | Path, device: str = "cpu", precision: str = "auto") -> torch.nn.Module:
     """The generator of a run (its EMA weights), ready to sample: ``G(z, c)`` -> images in [-1, 1].
 
-    It carries ``z_dim``, ``num_classes``, ``img_shape``, ``class_names`` and ``step``.
+    It carries ``z_dim``, ``num_classes``, ``img_shape``, ``class_names``, ``step`` and ``precision``
+    (see :func:`load_run`; change it with ``ganforge.models.stylegan2.set_precision``).
     """
-    return load_run(path, device)[1]
+    return load_run(path, device, precision)[1]
 
 
 __all__ = ["load", "load_run", "CheckpointError"]

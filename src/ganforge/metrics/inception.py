@@ -3,7 +3,8 @@
 torch-fidelity's InceptionV3 module needs only torch, but the package's ``__init__`` imports torchvision
 (for its other extractors). On CPU machines install it with ``pip install --no-deps torch-fidelity``
 (torchvision from PyPI would pull a CUDA torch); :func:`_fidelity_module` then loads the module without
-running that ``__init__``. The weights are never downloaded here: pass a file or put it in a known cache.
+running that ``__init__``. The weights are never downloaded while scoring: pass a file, or fetch it into
+ganforge's cache once with ``ganforge weights download inception``.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from unittest import mock
 import torch
 import torch.nn.functional as F
 
+from ganforge.data import default_cache_dir
 from ganforge.errors import EvalError
 from ganforge.storage.torchload import RefusedPickleError, load_tensors
 
@@ -27,12 +29,14 @@ ENV = "GANFORGE_INCEPTION_WEIGHTS"
 # Both FID packages publish the same converted TF graph weights under these names.
 KNOWN_FILES = ("pt_inception-2015-12-05-6726825d.pth", "weights-inception-2015-12-05-6726825d.pth")
 INSTALL_HINT = "pip install --no-deps torch-fidelity (--no-deps: torchvision would pull a CUDA torch)"
+DOWNLOAD_HINT = "run `ganforge weights download inception`"
 
 
 def candidate_paths() -> list[Path]:
-    """Where pytorch-fid, torch-fidelity and torchmetrics leave the weights (torch hub's checkpoint dir)."""
+    """Where ``ganforge weights download inception`` puts the weights (ganforge's cache folder), then where
+    pytorch-fid, torch-fidelity and torchmetrics leave them (torch hub's checkpoint folder)."""
     dirs = [Path(torch.hub.get_dir()) / "checkpoints", Path.home() / ".cache" / "torch" / "hub" / "checkpoints"]
-    return [d / name for d in dict.fromkeys(dirs) for name in KNOWN_FILES]
+    return [default_cache_dir() / KNOWN_FILES[0]] + [d / name for d in dict.fromkeys(dirs) for name in KNOWN_FILES]
 
 
 def find_weights(path: str | Path | None = None) -> Path:
@@ -41,14 +45,22 @@ def find_weights(path: str | Path | None = None) -> Path:
     if given:
         p = Path(given).expanduser()
         if not p.is_file():
-            raise EvalError(f"InceptionV3 weights file {p} not found: pass an existing file "
-                            f"({KNOWN_FILES[0]}) to --inception-weights or {ENV}")
+            raise EvalError(f"InceptionV3 weights file {p} not found: pass an existing {KNOWN_FILES[0]} to "
+                            f"--inception-weights or ${ENV}, or {DOWNLOAD_HINT} to fetch it to {download_target()}")
         return p
     for p in candidate_paths():
         if p.is_file():
             return p
-    raise EvalError(f"InceptionV3 weights not found: pass --inception-weights PATH or set {ENV} "
-                    f"(file {KNOWN_FILES[0]}), or use --features digits")
+    raise EvalError(f"InceptionV3 weights not found: {DOWNLOAD_HINT} to fetch {KNOWN_FILES[0]} to "
+                    f"{download_target()}, or pass --inception-weights PATH (or set ${ENV}), or use --features "
+                    "digits")
+
+
+def download_target() -> Path:
+    """Where ``ganforge weights download inception`` saves the weights: the file $GANFORGE_INCEPTION_WEIGHTS
+    names, else the first of :func:`candidate_paths`."""
+    env = os.environ.get(ENV)
+    return Path(env).expanduser() if env else candidate_paths()[0]
 
 
 def load_state(path: Path) -> dict[str, torch.Tensor]:

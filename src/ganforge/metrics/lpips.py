@@ -8,7 +8,8 @@ their mean when there are none), average over space and sum over the five taps. 
 upsampled to 64 px first (VGG's four poolings need room); images over 256 px are area-downsampled to
 256 px, as the StyleGAN2 projector does.
 
-Weights are never downloaded: :func:`load_lpips` reads a local state dict with torchvision's
+Weights are never downloaded while measuring (``ganforge weights download vgg16-lpips`` fetches and merges
+them into ganforge's cache once): :func:`load_lpips` reads a local state dict with torchvision's
 ``vgg16().features`` names (``features.{N}.weight`` / ``.bias``) and, optionally, the public lpips
 package's linear layers (``lin{k}.model.1.weight``, shape ``[1, C_k, 1, 1]``). To use the trunk and the
 lpips weights together, merge both state dicts into one file, e.g.::
@@ -39,6 +40,7 @@ SHIFT = (-0.030, -0.088, -0.188)
 SCALE = (0.458, 0.448, 0.450)
 EPS = 1e-10
 MIN_SIZE, UPSAMPLE_TO, MAX_SIZE = 32, 64, 256
+DOWNLOAD_HINT = "run `ganforge weights download vgg16-lpips`"
 WANTED = ("pass a .safetensors (or .pt/.pth) state dict of torchvision's vgg16 with 'features.N' keys, "
           "optionally with the lpips package's 'linK.model.1.weight' keys")
 
@@ -156,6 +158,16 @@ def default_lpips_path() -> Path | None:
     return path if path.is_file() else None
 
 
+def default_lpips_target() -> Path:
+    """Where :func:`default_lpips_path` looks first: $GANFORGE_VGG16, else ganforge's cache folder."""
+    env = os.environ.get(ENV)
+    if env:
+        return Path(env).expanduser()
+    from ganforge.data import default_cache_dir
+
+    return default_cache_dir() / DEFAULT_NAME
+
+
 def _read_state(path: Path) -> dict[str, torch.Tensor]:
     try:
         if path.suffix.lower() == ".safetensors":
@@ -202,7 +214,8 @@ def load_lpips(path: str | Path, device: str | torch.device = "cpu") -> LPIPS:
     """
     p = Path(path).expanduser()
     if not p.is_file():
-        raise LPIPSWeightsError(f"VGG16 weights file {p} not found: {WANTED} (--vgg PATH or ${ENV})")
+        raise LPIPSWeightsError(f"VGG16 weights file {p} not found: {DOWNLOAD_HINT} to fetch them to "
+                                f"{default_lpips_target()}, or {WANTED} (--vgg PATH or ${ENV})")
     state = _canonical(_read_state(p))
     lin_keys = sorted(k for k in state if k.startswith("lin"))
     model = LPIPS(lin=bool(lin_keys))

@@ -20,11 +20,12 @@ def real_source(real: str, resolution: int | None, channels: int | None):
 
 def run_eval(run: str | None, fake: str | None, real: str | None, opts: EvalOptions, features: str | None = None,
              inception_weights: str | None = None, resolution: int | None = None, channels: int | None = None,
-             truncation: float = 1.0, device: str = "cpu") -> dict:
+             truncation: float = 1.0, device: str = "cpu", precision: str = "auto") -> dict:
     """Score a run's generator (``run``) or a folder of images (``fake``) against ``real``.
 
     ``real`` defaults to the run's own training data. Folder images are decoded at the real set's size
-    and channel count so both sides reach the extractor alike.
+    and channel count so both sides reach the extractor alike. ``precision`` is how the generator's
+    reduced-precision blocks run (see :func:`ganforge.generate.runs.load_run`).
     """
     from ganforge.metrics.evaluate import evaluate  # SciPy is imported here, not when the CLI starts
 
@@ -34,7 +35,7 @@ def run_eval(run: str | None, fake: str | None, real: str | None, opts: EvalOpti
     if run is not None:
         from ganforge.generate.runs import load_run
 
-        cfg, G, D = load_run(run, device)
+        cfg, G, D = load_run(run, device, precision)
         fake_src = GeneratorSource(G, name=f"{run} (step {G.step})", truncation=truncation)
         if real is None:
             data = load_dataset(cfg.data)

@@ -214,5 +214,6 @@ def choose_distance(channels: int, resolution: int, vgg: str | None, device: str
             raise EvalError(f"cannot load the LPIPS weights {path}: {e}".replace("\n", " ")) from e
     if is_digit_like(channels, resolution):
         return DigitFeatureDistance(device), None
-    return None, ("needs LPIPS: pass --vgg PATH (VGG16 LPIPS weights); without them only digit-like images "
+    return None, ("needs LPIPS: run `ganforge weights download vgg16-lpips` or pass --vgg PATH (VGG16 LPIPS "
+                  "weights); without them only digit-like images "
                   "(1 channel, at most 32 px) are measured, with the digit network's features")

@@ -6,6 +6,11 @@ reused for the G step, D's weight gradients computed in the G step, fp32, defaul
 trainer is reported at its default precision and in fp32, so the two sources of its speed stay apart:
 bf16 autocast (on CPUs with AMX units) and not computing D's weight gradients during the G step. The two
 alternate ``repeats`` times and the best time of each is kept, so background load hurts both alike.
+
+Generation is timed at the precision ``--precision auto`` samples in. A network with reduced-precision
+blocks (StyleGAN2's ``num_fp16_res``, e.g. ``--model-options '{"num_fp16_res": 2, "conv_clamp": 256}'``) is
+timed in float32 and in the reduced precision (bfloat16 on a CPU, float16 on CUDA) as well, with the one
+that 'auto' picks on this device named: reduced only where it is fast (``devices.reduced_precision_ok``).
 """
 from __future__ import annotations
 
@@ -17,8 +22,10 @@ import torch.nn.functional as F
 from ganforge import models
 from ganforge.config import DataConfig, RunConfig
 from ganforge.data import load_dataset
-from ganforge.devices import resolve_device
+from ganforge.devices import reduced_precision_ok, resolve_device
 from ganforge.generate.sampling import latents
+from ganforge.models.stylegan2 import set_precision
+from ganforge.models.stylegan2.networks import low_precision
 from ganforge.train.trainer import Trainer
 
 
@@ -82,16 +89,41 @@ def _generation_speed(G, device, n: int = 5000, batch: int = 1000) -> float:
     return n / (time.perf_counter() - start)
 
 
+def _has_reduced_blocks(net) -> bool:
+    return any(getattr(m, "use_fp16", False) for m in net.modules())
+
+
+def _generation_speeds(G, device, n: int) -> dict:
+    """Sampling img/s at 'auto' and, for networks with reduced-precision blocks, in both precisions."""
+    batch = min(n, 1000)
+    if not _has_reduced_blocks(G):
+        return {"generate_img_per_s": round(_generation_speed(G, device, n, batch), 1), "generate_precisions": None}
+    reduced = {torch.bfloat16: "bf16", torch.float16: "fp16"}[low_precision(device)]
+    speeds = {}
+    for label, precision in (("fp32", "fp32"), (reduced, "bf16")):  # 'bf16' means float16 on CUDA
+        speeds[label] = round(_generation_speed(set_precision(G, precision), device, n, batch), 1)
+    auto = reduced if reduced_precision_ok("auto", device) else "fp32"
+    set_precision(G, "auto")
+    return {"generate_img_per_s": speeds[auto], "generate_precisions": speeds, "generate_auto": auto}
+
+
 def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
 
 
 def run_bench(family: str = "dcgan", data: str = "mnist", steps: int = 40, batch_size: int = 64, repeats: int = 3,
-              device: str = "auto") -> dict:
+              device: str = "auto", options: dict | None = None, gen_images: int = 5000,
+              overrides: dict | None = None) -> dict:
+    """Measure training and generation speed; ``options`` are model options (``--model-options``),
+    ``overrides`` other ``ModelConfig`` fields (e.g. ``{"g_width": 16}``) and ``gen_images`` the images
+    generated per timing."""
     dev = resolve_device(device)
     cfg = RunConfig(data=DataConfig(source=data))
     cfg.model.family = family
+    cfg.model.options = dict(options or {})
+    for key, value in (overrides or {}).items():
+        setattr(cfg.model, key, value)
     cfg.train.batch_size = batch_size
     cfg.train.diffaug = ""  # same work as the plain loop: no augmentation
     cfg.train.ema_decay = 0.0
@@ -110,23 +142,37 @@ def run_bench(family: str = "dcgan", data: str = "mnist", steps: int = 40, batch
         if precision != "fp32":
             ours_fp32.append(_trainer_speed(cfg, dataset, steps, dev, "fp32"))
     G, _ = models.build(full.model)
-    gen = _generation_speed(G, dev)
+    gen = _generation_speeds(G, dev, gen_images)
     return {
         "device": str(dev), "torch": torch.__version__, "threads": torch.get_num_threads(), "family": family,
         "data": data, "resolution": full.model.resolution, "batch_size": batch_size, "steps": steps,
         "precision": precision, "train_img_per_s": round(max(ours), 1),
         "train_fp32_img_per_s": round(max(ours_fp32 or ours), 1), "plain_loop_img_per_s": round(max(plain), 1),
         "speedup_vs_plain": round(max(ours) / max(plain), 3),
-        "fp32_speedup_vs_plain": round(max(ours_fp32 or ours) / max(plain), 3), "generate_img_per_s": round(gen, 1),
+        "fp32_speedup_vs_plain": round(max(ours_fp32 or ours) / max(plain), 3), **gen,
     }
 
 
 def format_report(r: dict) -> str:
-    return (f"ganforge bench: {r['family']} on {r['data']} ({r['resolution']}px), batch {r['batch_size']}, "
-            f"{r['device']}, {r['threads']} threads, torch {r['torch']}\n"
-            f"  training   ganforge ({r['precision']}) {r['train_img_per_s']:>8.1f} img/s   ratio "
-            f"{r['speedup_vs_plain']:.2f}x\n"
-            f"             ganforge (fp32) {r['train_fp32_img_per_s']:>8.1f} img/s   ratio "
-            f"{r['fp32_speedup_vs_plain']:.2f}x\n"
-            f"             plain loop (fp32) {r['plain_loop_img_per_s']:>6.1f} img/s\n"
-            f"  generation {r['generate_img_per_s']:>9.1f} img/s")
+    lines = [f"ganforge bench: {r['family']} on {r['data']} ({r['resolution']}px), batch {r['batch_size']}, "
+             f"{r['device']}, {r['threads']} threads, torch {r['torch']}",
+             f"  training   ganforge ({r['precision']}) {r['train_img_per_s']:>8.1f} img/s   ratio "
+             f"{r['speedup_vs_plain']:.2f}x"]
+    if r["precision"] != "fp32":  # else the line above is the fp32 one
+        lines.append(f"             ganforge (fp32) {r['train_fp32_img_per_s']:>8.1f} img/s   ratio "
+                     f"{r['fp32_speedup_vs_plain']:.2f}x")
+    lines.append(f"             plain loop (fp32) {r['plain_loop_img_per_s']:>6.1f} img/s")
+    speeds = r.get("generate_precisions")
+    if not speeds:
+        lines.append(f"  generation {r['generate_img_per_s']:>9.1f} img/s")
+        return "\n".join(lines)
+    for i, (label, speed) in enumerate(speeds.items()):
+        mark = f"   <- auto picks this here: {_why(r['device'], label)}" if label == r["generate_auto"] else ""
+        lines.append(f"  {'generation' if i == 0 else '':10s} ({label}) {speed:>9.1f} img/s{mark}")
+    return "\n".join(lines)
+
+
+def _why(device: str, auto: str) -> str:
+    if not device.startswith("cpu"):
+        return device.split(":")[0].upper()
+    return "this CPU has fast bf16 (AMX)" if auto != "fp32" else "this CPU has no fast bf16 (no AMX)"

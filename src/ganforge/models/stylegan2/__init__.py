@@ -5,8 +5,14 @@ ganforge families ``stylegan2`` and ``cstylegan2``; ``load_official_state`` load
 official state-dict names.
 """
 from ganforge.models.stylegan2.family import GanforgeDiscriminator, build_networks
-from ganforge.models.stylegan2.networks import Discriminator, Generator, MappingNetwork, SynthesisNetwork
+from ganforge.models.stylegan2.networks import (
+    Discriminator,
+    Generator,
+    MappingNetwork,
+    SynthesisNetwork,
+    set_precision,
+)
 from ganforge.models.stylegan2.state import OfficialStateError, load_official_state
 
 __all__ = ["Discriminator", "GanforgeDiscriminator", "Generator", "MappingNetwork", "OfficialStateError",
-           "SynthesisNetwork", "build_networks", "load_official_state"]
+           "SynthesisNetwork", "build_networks", "load_official_state", "set_precision"]

@@ -5,8 +5,11 @@ Constructor arguments, call signatures and parameter/buffer names follow the off
 Mixed precision as official: the ``num_fp16_res`` highest resolutions run in float16 on CUDA (bfloat16
 elsewhere, where float16 convolutions are slow or missing) and everything else in float32; pair it with
 ``conv_clamp`` (256 in the official configs). Differences: plain PyTorch ops only, class labels may be
-given as indices ``[B]`` as well as one-hot vectors ``[B, c_dim]``, and the minibatch-std layer accepts
-batch sizes that its group size does not divide.
+given as indices ``[B]`` as well as one-hot vectors ``[B, c_dim]``, the minibatch-std layer accepts
+batch sizes that its group size does not divide, and each reduced-precision block has a ``precision``
+('auto', 'fp32' or 'bf16'; set it with :func:`set_precision`): 'auto' runs the block in reduced precision
+only where that is fast, on CUDA and on CPUs with AMX (``ganforge.devices.reduced_precision_ok``). On
+other CPUs bfloat16 is emulated, far slower than float32, so 'auto' keeps float32 there.
 """
 from __future__ import annotations
 
@@ -15,6 +18,8 @@ import math
 import torch
 import torch.nn as nn
 
+from ganforge.devices import PRECISIONS, reduced_precision_ok
+from ganforge.errors import ConfigError
 from ganforge.models.stylegan2 import ops
 from ganforge.models.stylegan2.layers import (
     Conv2dLayer,
@@ -38,6 +43,27 @@ def _check_resolution(res: int) -> int:
 def low_precision(device: torch.device) -> torch.dtype:
     """The reduced-precision dtype of ``use_fp16`` blocks on this device."""
     return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
+def block_dtype(block: nn.Module, device: torch.device, force_fp32: bool) -> torch.dtype:
+    """The dtype a block computes in: reduced precision only for ``use_fp16`` blocks whose ``precision``
+    allows it on ``device`` (see :func:`set_precision`), float32 otherwise."""
+    if block.use_fp16 and not force_fp32 and reduced_precision_ok(block.precision, device):
+        return low_precision(device)
+    return torch.float32
+
+
+def set_precision(net: nn.Module, precision: str) -> nn.Module:
+    """Set how the reduced-precision (``num_fp16_res``) blocks of ``net`` and its sub-networks run:
+    'auto' (reduced where it is fast: CUDA, CPUs with AMX), 'fp32' or 'bf16' (reduced everywhere, float16
+    on CUDA). A network without such blocks is left as it is. Returns ``net``."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision must be auto, fp32 or bf16, got '{precision}'")
+    for m in net.modules():
+        if isinstance(m, (SynthesisBlock, DiscriminatorBlock)):
+            m.precision = precision
+    net.precision = precision
+    return net
 
 
 def fp16_resolution(img_resolution: int, num_fp16_res: int) -> int:
@@ -111,7 +137,7 @@ class SynthesisBlock(nn.Module):
                  **layer_kwargs):
         super().__init__()
         self.in_channels, self.resolution, self.is_last = in_channels, resolution, is_last
-        self.use_fp16 = use_fp16
+        self.use_fp16, self.precision = use_fp16, "auto"
         self.architecture = _check_architecture(architecture)
         self.register_buffer("resample_filter", ops.setup_filter(resample_filter))
         self.num_conv = self.num_torgb = 0
@@ -133,7 +159,7 @@ class SynthesisBlock(nn.Module):
 
     def forward(self, x, img, ws, force_fp32: bool = False, fused_modconv: bool | None = None, **layer_kwargs):
         w_iter = iter(ws.unbind(dim=1))
-        dtype = low_precision(ws.device) if self.use_fp16 and not force_fp32 else torch.float32
+        dtype = block_dtype(self, ws.device, force_fp32)
         if fused_modconv is None:  # as official: grouped conv at inference, activation scaling in training
             fused_modconv = not self.training and dtype == torch.float32
         if self.in_channels == 0:
@@ -218,6 +244,7 @@ class DiscriminatorBlock(nn.Module):
                  conv_clamp: float | None = None, use_fp16: bool = False, **_unused):
         super().__init__()
         self.in_channels, self.resolution, self.use_fp16 = in_channels, resolution, use_fp16
+        self.precision = "auto"
         self.architecture = _check_architecture(architecture)
         self.register_buffer("resample_filter", ops.setup_filter(resample_filter))
         conv = dict(activation=activation, conv_clamp=conv_clamp)
@@ -231,7 +258,7 @@ class DiscriminatorBlock(nn.Module):
 
     def forward(self, x, img, force_fp32: bool = False):
         device = (img if img is not None else x).device
-        dtype = low_precision(device) if self.use_fp16 and not force_fp32 else torch.float32
+        dtype = block_dtype(self, device, force_fp32)
         x = x.to(dtype) if x is not None else None
         if self.in_channels == 0 or self.architecture == "skip":
             img = img.to(dtype)
