@@ -18,7 +18,19 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:
-    return dict(build_parser()._subparsers._group_actions[0].choices)
+    """Every (sub-)sub-command by its words, e.g. 'train' and 'weights list'."""
+    found = {}
+
+    def walk(parser, words):
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if words and not subs:
+            found[" ".join(words)] = parser
+        for action in subs:
+            for name, sub in action.choices.items():
+                walk(sub, [*words, name])
+
+    walk(build_parser(), [])
+    return found
 
 
 # ---- warnings ------------------------------------------------------------------------------------
@@ -71,11 +83,11 @@ def test_every_subcommand_reports_argument_errors_in_two_lines(command, capsys):
     needed = []  # the command's required arguments, so the unknown option is the only error
     for action in subcommands()[command]._actions:
         if not action.option_strings and action.nargs is None:
-            needed.append("x")
+            needed.append(sorted(action.choices)[0] if action.choices else "x")
         elif action.required:
             needed += [action.option_strings[0], "x"]
     with pytest.raises(SystemExit) as e:
-        main([command, *needed, "--no-such-option"])
+        main([*command.split(), *needed, "--no-such-option"])
     err = capsys.readouterr().err
     assert e.value.code == 2 and "usage:" not in err
     assert err.splitlines() == [f"ganforge {command}: error: unrecognized arguments: --no-such-option",

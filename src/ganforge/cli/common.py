@@ -40,10 +40,16 @@ class Parser(argparse.ArgumentParser):
         # sub-command's own parser says it, so the line names the command and its --help.
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
-            sub = next((a.choices[getattr(parsed, a.dest)] for a in self._actions
-                        if isinstance(a, argparse._SubParsersAction) and getattr(parsed, a.dest, None)), self)
-            sub.error(f"unrecognized arguments: {' '.join(extras)}")
+            self._deepest(parsed).error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed
+
+    def _deepest(self, parsed) -> argparse.ArgumentParser:
+        """The innermost sub-command parser that ``parsed`` went through (``ganforge weights list``)."""
+        for a in self._actions:
+            if isinstance(a, argparse._SubParsersAction) and getattr(parsed, a.dest, None) in a.choices:
+                sub = a.choices[getattr(parsed, a.dest)]
+                return sub._deepest(parsed) if isinstance(sub, Parser) else sub
+        return self
 
 
 def positive(value: str) -> int:

@@ -20,6 +20,7 @@ from ganforge.config import RunConfig
 from ganforge.data import ImageDataset
 from ganforge.devices import keep_freed_memory, resolve_channels_last, resolve_device, resolve_precision, tune_cudnn
 from ganforge.errors import CheckpointError, ConfigError, warn
+from ganforge.models.stylegan2 import set_precision
 from ganforge.storage.checkpoint import load_module, load_optimizer, module_tensors, optimizer_tensors
 from ganforge.train import distributed as ddp
 from ganforge.train import regularizers as reg
@@ -183,6 +184,8 @@ class Trainer:
         self.pos = 0
         self.step_count = 0
         self.precision = resolve_precision(t.precision, self.device)
+        for net in (self.G, self.D, self.G_ema):  # num_fp16_res blocks follow the same rule as autocast
+            set_precision(net, t.precision)
         self._autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16"
                           else nullcontext())
 
