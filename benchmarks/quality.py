@@ -2,7 +2,7 @@
 
 Trains in-process for ``--minutes`` and, every ``--eval-every`` steps (evaluation time excluded from the
 budget), labels ``--n`` samples of G_ema with the built-in digit network: the share labelled with
-confidence > 0.9 and the class shares. Issue #2's goal: >= 90% confident, every class 6-14%, in 5 minutes.
+confidence > 0.9 and the class shares. The recipe's target: >= 90% confident, every class 6-14%, in 5 minutes.
 
     python benchmarks/quality.py --minutes 5                       # the default recipe
     python benchmarks/quality.py --set train.loss=ns model.family=dcgan --json out.json

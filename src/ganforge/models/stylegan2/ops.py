@@ -103,8 +103,9 @@ def bias_act(x: torch.Tensor, b: torch.Tensor | None = None, act: str = "linear"
     if act == "lrelu" and bias is not None and gain > 0 and torch.is_grad_enabled():
         # lrelu(x + b) * gain == lrelu(gain * x + gain * b) for gain > 0: bias and gain in one pass, then the
         # activation in place on that fresh tensor (its backward reads the output, which nothing changes later).
-        # Two passes instead of three (4% of a CPU training step); the round-off differs from the official order
-        # by ~1 ulp, so inference (no grad) keeps the official order and reproduces its images bit for bit.
+        # Two passes instead of three (a measurable share of a CPU training step); the round-off differs from the
+        # official order by ~1 ulp, so inference (no grad) keeps the official order and reproduces its images
+        # bit for bit.
         x = F.leaky_relu_(torch.add(bias * gain, x, alpha=gain), 0.2)
     else:
         # Scaling in place saves writing a fresh tensor. It is safe where x will be a tensor made here that no
