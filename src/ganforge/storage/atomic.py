@@ -21,33 +21,22 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     without an exception. ``mode`` is ``"wb"`` or ``"w"`` (UTF-8 text)."""
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_open writes whole files: mode must be 'wb' or 'w', got {mode!r}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; runs and caches are meant to be shared
-        with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    with atomic_path(path) as tmp, open(tmp, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
+        yield f
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """For writers that want a file name rather than a file object (e.g. a video encoder): yields a temporary
-    path beside ``path`` and renames it over ``path`` (after an fsync) when the block succeeds."""
+    """Yields a temporary path beside ``path`` (same suffix, so writers that go by it pick the right format)
+    and renames it over ``path``, after an fsync, when the block succeeds. For writers that want a file name
+    rather than a file object, e.g. a video encoder; :func:`atomic_open` is built on it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; runs and caches are meant to be shared
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
