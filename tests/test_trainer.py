@@ -144,3 +144,26 @@ def test_step_statistics_stay_on_the_device_until_read(tiny_cfg, digits):
     assert stats.unread() == [] and values["loss_d"] == loss_d
     assert all(isinstance(v, (int, float)) for v in values.values())
     assert 0 < values["d_real"] < 1 and 0 < values["d_fake"] < 1  # probabilities for the ns loss
+
+
+@pytest.mark.parametrize("opt", ["adam", "sgd", "rmsprop"])
+def test_multi_tensor_optimizers_give_the_per_parameter_loop_s_weights(tiny_cfg, digits, opt, monkeypatch):
+    """The trainer's optimizers run as one multi-tensor update (foreach); the weights must be those of
+    torch's per-parameter loop (the same formula per element; other kernels, so compared to float rounding)."""
+    from ganforge.train import trainer as trainer_module
+
+    tiny_cfg.train.g_opt = tiny_cfg.train.d_opt = opt
+    fast = Trainer(tiny_cfg, digits)
+    for _ in range(3):
+        fast.step()
+    loop = {
+        "adam": lambda params, lr, betas: torch.optim.Adam(params, lr=lr, betas=betas, foreach=False),
+        "sgd": lambda params, lr, betas: torch.optim.SGD(params, lr=lr, momentum=betas[0], foreach=False),
+        "rmsprop": lambda params, lr, betas: torch.optim.RMSprop(params, lr=lr, alpha=betas[1], foreach=False),
+    }
+    monkeypatch.setattr(trainer_module, "OPTIMIZERS", loop)
+    slow = Trainer(tiny_cfg, digits)
+    for _ in range(3):
+        slow.step()
+    for a, b in zip([*fast.G.parameters(), *fast.D.parameters()], [*slow.G.parameters(), *slow.D.parameters()]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
