@@ -53,3 +53,22 @@ def test_bench_command_passes_model_options_and_image_count(monkeypatch, capsys)
     assert main(["bench", "--family", "stylegan2", "--model-options", '{"num_fp16_res": 2}', "--gen-images", "8"]) == 0
     assert got["options"] == {"num_fp16_res": 2} and got["gen_images"] == 8 and got["family"] == "stylegan2"
     assert capsys.readouterr().out == "REPORT\n"
+
+
+def test_paired_trainer_benchmark_reports_one_ratio_per_cycle(monkeypatch, capsys):
+    import json
+    import runpy
+    import sys
+    from pathlib import Path
+
+    import pytest
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "trainer_vs_plain.py"
+    monkeypatch.setattr(sys, "argv", [str(script), "--data", "digits", "--batch", "8", "--cycles", "2",
+                                      "--steps", "1", "--json"])
+    runpy.run_path(str(script), run_name="__main__")
+    out = json.loads(capsys.readouterr().out)
+    assert [r["cycle"] for r in out["cycles"]] == [0, 1] and out["precision"] == "fp32"
+    for r in out["cycles"]:
+        assert r["ratio"] == pytest.approx(r["trainer_img_per_s"] / r["plain_img_per_s"], rel=0.01)
+    assert out["median_ratio"] > 0

@@ -29,7 +29,7 @@ from ganforge.models.stylegan2.networks import low_precision
 from ganforge.train.trainer import Trainer
 
 
-def _plain_loop_speed(cfg: RunConfig, images: torch.Tensor, steps: int, device) -> float:
+def plain_loop_speed(cfg: RunConfig, images: torch.Tensor, steps: int, device) -> float:
     """img/s of the textbook loop on freshly built copies of the same networks."""
     torch.manual_seed(0)
     G, D = (n.to(device) for n in models.build(cfg.model))
@@ -137,7 +137,7 @@ def run_bench(family: str = "dcgan", data: str = "mnist", steps: int = 40, batch
     precision = resolve_precision("auto", dev)
     ours, ours_fp32, plain = [], [], []
     for _ in range(repeats):
-        plain.append(_plain_loop_speed(full, dataset.images, steps, dev))
+        plain.append(plain_loop_speed(full, dataset.images, steps, dev))
         ours.append(_trainer_speed(cfg, dataset, steps, dev, "auto"))
         if precision != "fp32":
             ours_fp32.append(_trainer_speed(cfg, dataset, steps, dev, "fp32"))
