@@ -109,3 +109,19 @@ def test_run_directory_holds_config_weights_and_state(tmp_path, tiny_cfg, digits
     assert {"G", "G_ema", "D", "opt_G", "opt_D", "rng", "data"} <= prefixes
     assert meta["step"] == 4 and meta["config"]["model"]["resolution"] == 8
     assert (tmp_path / "run" / "config.json").exists()
+
+
+def test_resuming_keeps_the_optimizer_s_own_kernel_choice():
+    """A checkpoint written before the trainer chose multi-tensor updates says foreach None; loading it must
+    not switch the optimizer built now back to the per-parameter loop (it is how to compute, not state)."""
+    from ganforge.storage.checkpoint import load_optimizer, optimizer_tensors
+
+    w = torch.nn.Parameter(torch.ones(3))
+    old = torch.optim.Adam([w], lr=0.1, foreach=None)
+    w.grad = torch.ones(3)
+    old.step()
+    tensors, meta = optimizer_tensors(old, "opt")
+    new = torch.optim.Adam([torch.nn.Parameter(torch.ones(3))], lr=0.1, foreach=True)
+    load_optimizer(new, tensors, meta, "opt")
+    assert new.param_groups[0]["foreach"] is True
+    assert new.param_groups[0]["lr"] == 0.1 and int(new.state_dict()["state"][0]["step"]) == 1

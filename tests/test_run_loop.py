@@ -229,3 +229,28 @@ def test_a_torn_last_log_line_is_skipped_and_the_next_record_starts_a_new_line(t
     from ganforge.train.run import read_log
 
     assert [r["step"] for r in read_log(out)] == [1, 2, 3, 4, 5]
+
+
+def test_a_stop_while_the_final_outputs_are_written_still_reports_a_finished_run(tmp_path, monkeypatch, capsys):
+    """Every step is done and saved: a Ctrl-C during the final samples.png / GIF skips them, and the run is
+    reported as trained (exit 0), not as stopped and to be resumed."""
+    import os
+    import signal
+    import time
+
+    from ganforge.cli import main
+    from ganforge.train.run import Run
+
+    def interrupted_finish(self, out):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)  # the handler stops this section at once; reaching the next line fails the test
+        raise AssertionError("the stop signal did not end the final outputs")
+
+    monkeypatch.setattr(Run, "_finish", interrupted_finish)
+    out = tmp_path / "run"
+    code = main(["train", "digits", "--family", "dcgan", "--steps", "2", "--batch-size", "8", "--g-width", "8",
+                 "--d-width", "8", "--out", str(out), "--quiet"])
+    stdout = capsys.readouterr().out
+    assert code == 0, stdout
+    assert "trained 2 steps (SIGINT skipped the final samples.png / progress.gif)" in stdout
+    assert "--resume" not in stdout and (out / "checkpoint.safetensors").is_file()

@@ -11,6 +11,7 @@ from ganforge.cli import main
 from ganforge.config import DataConfig, ModelConfig, RunConfig
 from ganforge.data import load_dataset
 from ganforge.errors import ConfigError
+from ganforge.models.stylegan2 import set_precision
 from ganforge.train import regularizers as reg
 from ganforge.train.presets import PRESETS, preset_config
 from ganforge.train.trainer import Trainer
@@ -136,12 +137,14 @@ def test_reduced_precision_blocks_stay_close_to_float32():
     base = dict(family="stylegan2", z_dim=16, g_width=32, d_width=32, resolution=32, channels=3)
     G32, D32 = models.build(ModelConfig(**base))
     G16, D16 = models.build(ModelConfig(**base, options={"num_fp16_res": 2, "conv_clamp": 256}))
+    for net in (G16, D16):  # asked for: 'auto' would be float32 on CPUs without fast bf16
+        set_precision(net, "bf16")
     G16.load_state_dict(G32.state_dict())
     D16.load_state_dict(D32.state_dict())
     assert G16.synthesis.b32.use_fp16 and G16.synthesis.b16.use_fp16 and not G16.synthesis.b8.use_fp16
     z = torch.randn(4, 16)
     a, b = G32(z, noise_mode="const"), G16(z, noise_mode="const")
-    assert b.dtype == torch.float32
+    assert b.dtype == torch.float32 and not torch.equal(a, b)  # really computed in bfloat16
     assert (a - b).abs().max() < 0.05 * a.abs().max()  # bfloat16 on CPU: about 3 significant digits
     assert (D32(a) - D16(a)).abs().max() < 0.05 * D32(a).abs().max() + 1e-3
     x = G16.train()(z)
@@ -306,3 +309,23 @@ def test_kimg_benchmark_times_whole_cycles_of_a_shrunk_preset(capsys):
         bench.main(["--batch", "0"])  # not silently the preset's 64
     with pytest.raises(SystemExit, match="stylegan2_kimg: .*no-such-folder"):
         bench.main(["--data", "no-such-folder", "--device", "cpu"])
+
+
+def test_training_precision_fp32_keeps_the_blocks_reduced_on_cuda(monkeypatch):
+    """The paper presets say precision fp32 (no autocast); on CUDA their num_fp16_res blocks must still run
+    in float16 as in the official code; only an explicit bf16 forces the blocks."""
+    from ganforge.models.stylegan2.networks import block_dtype
+
+    data = load_dataset(DataConfig(source="digits", resolution=16, cache=False))
+    cfg = RunConfig()
+    cfg.model.family = "stylegan2"
+    cfg.model.options = {"num_fp16_res": 1, "conv_clamp": 256, "mapping_layers": 2}
+    cfg.train.batch_size, cfg.train.precision = 4, "fp32"
+    tr = Trainer(cfg, data, device="cpu")
+    block = tr.G.synthesis.b16
+    assert block.use_fp16 and block.precision == "auto"
+    assert block_dtype(block, torch.device("cuda"), False) == torch.float16
+    monkeypatch.setattr("ganforge.devices.cpu_has_fast_bf16", lambda: False)
+    assert block_dtype(block, torch.device("cpu"), False) == torch.float32
+    cfg.train.precision = "bf16"
+    assert Trainer(cfg, data, device="cpu").G.synthesis.b16.precision == "bf16"

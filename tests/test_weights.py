@@ -301,3 +301,12 @@ def test_weights_not_found_messages_name_the_command(tmp_path, capsys):
     assert f"  missing {tmp_path / 'torch' / 'hub' / 'checkpoints' / inception.KNOWN_FILES[0]}\n" in out
     assert "  get it:  ganforge weights download inception\n" in out
     assert "  get it:  ganforge weights download vgg16-lpips\n" in out
+
+
+def test_a_merged_safetensors_file_is_never_written_under_a_torch_suffix(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(lpips.ENV, str(tmp_path / "vgg.pt"))
+    assert main(["weights", "download", "vgg16-lpips"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("vgg.pt: the merged vgg16-lpips weights are a .safetensors file, which the loader reads "
+                        "by its suffix: name a .safetensors path, or pass --dir DIR")
+    assert list(tmp_path.iterdir()) == []

@@ -4,8 +4,9 @@
     G = ganforge.load("runs/cdcgan-mnist")        # a run directory or its checkpoint file
     images = ganforge.sample(G, 16, seed=1)       # [16, C, H, W] in [-1, 1]
 
-The package's folders are its pipeline: ``data`` -> ``models`` -> ``train`` / ``generate`` -> ``metrics``,
-with ``cli`` as a leaf on top; ``errors``, ``config``, ``devices`` and ``storage`` serve them all.
+The package's folders are its pipeline, each importing only those before it: ``data`` and ``models``, then
+``generate``, ``metrics``, ``edit`` and ``train``, with ``cli`` as a leaf on top; ``errors``, ``config``,
+``devices`` and ``storage`` serve them all (tests/test_layout.py holds the order).
 """
 from __future__ import annotations
 

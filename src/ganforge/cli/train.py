@@ -163,7 +163,7 @@ def cmd_train(a) -> int:
         # Everything that does not need the data is checked before it is read (decoding can take minutes).
         check_config(cfg, world_size=dist.world_size)
         if a.preset in GPU_PRESETS and device.type == "cpu" and dist.is_main:
-            print(f"ganforge train: warning: preset {a.preset} is sized for a GPU; on a CPU the paper's length "
+            print(f"ganforge: warning: preset {a.preset} is sized for a GPU; on a CPU the paper's length "
                   "takes far longer than anyone waits (measured CPU speed: docs/benchmarks.md)", file=sys.stderr)
         status = _train(a, cfg, device, dist)
     except Interrupted as e:
@@ -198,10 +198,15 @@ def _train(a, cfg: RunConfig, device, dist) -> int:
         raise Interrupted(f"interrupted before training started; {where}") from None
     with run.handle_signals():
         run.train()
+        completed = run.stop_reason is None  # every step done and saved
         out = run.finish()
     if not dist.is_main:
         return 0
     reason = run.stop_reason
+    if reason is not None and completed:  # stopped while the final grid / GIF were written: nothing to resume
+        print(f"\ntrained {run.trainer.step_count} steps ({reason} skipped the final samples.png / progress.gif). "
+              f"Run directory: {run.dir}")
+        return 0
     if reason is not None:
         print(f"\n{reason}: stopped at step {run.trainer.step_count}; checkpoint saved.\n"
               f"Continue with: ganforge train --resume {run.dir}")

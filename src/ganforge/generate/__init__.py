@@ -1,3 +1,3 @@
 """Using a trained generator: loading runs (:mod:`.runs`), seeded sampling, truncation and latent walks
-(:mod:`.sampling`), StyleGAN2 tools (:mod:`.stylegan`: import, style mixing, noise) and the projector
-(:mod:`.project`). Nothing heavy is imported here."""
+(:mod:`.sampling`) and StyleGAN2 tools (:mod:`.stylegan`: import, style mixing, noise). The projector is in
+:mod:`ganforge.edit`. Nothing heavy is imported here."""

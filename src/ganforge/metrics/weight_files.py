@@ -123,6 +123,9 @@ def fetch(name: str, folder: str | Path | None = None, urls: list[str] | None = 
     for v in sha_of.values():
         check_sha256(v)
     target = Path(folder).expanduser() / w.filename if folder else lookup_paths(w)[0]
+    if w.filename.endswith(".safetensors") and target.suffix.lower() != ".safetensors":  # $GANFORGE_VGG16=x.pt
+        raise EvalError(f"{target}: the merged {name} weights are a .safetensors file, which the loader reads by "
+                        "its suffix: name a .safetensors path, or pass --dir DIR")
     existing = (target if target.is_file() else None) if folder else found(w)
     if existing is not None and not force:
         return existing, False

@@ -107,9 +107,13 @@ def load_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
         idx, name = key.split(".", 1)
         state.setdefault(int(idx), {})[name] = value
     groups = meta["param_groups"]
-    for g in groups:
+    current = opt.param_groups
+    for i, g in enumerate(groups):
         if "betas" in g:
             g["betas"] = tuple(g["betas"])
+        for key in ("foreach", "fused"):  # how to compute, not state: the optimizer as built now decides
+            if i < len(current) and key in current[i]:
+                g[key] = current[i][key]
     try:
         opt.load_state_dict({"state": state, "param_groups": groups})
     except (ValueError, KeyError) as e:

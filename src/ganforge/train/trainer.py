@@ -186,8 +186,11 @@ class Trainer:
         self.pos = 0
         self.step_count = 0
         self.precision = resolve_precision(t.precision, self.device)
-        for net in (self.G, self.D, self.G_ema):  # num_fp16_res blocks follow the same rule as autocast
-            set_precision(net, t.precision)
+        # num_fp16_res blocks: train.precision is about autocast, and 'fp32' there (the paper presets') must not
+        # take the blocks' float16 away on CUDA; so only an explicit bf16 forces them, else they follow 'auto'
+        # (float16 on CUDA, bfloat16 on CPUs with fast bf16, float32 on other CPUs).
+        for net in (self.G, self.D, self.G_ema):
+            set_precision(net, "bf16" if t.precision == "bf16" else "auto")
         self._autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16"
                           else nullcontext())
 
