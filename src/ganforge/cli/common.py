@@ -73,26 +73,26 @@ def _int(value: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a whole number, got {value!r}") from None
 
 
-def layers_arg(value: str):
+def _json_arg(text: str, kind: type, not_json: str, wrong_kind: str):
+    """``text`` parsed as JSON of type ``kind``; the two messages say what was expected."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"{not_json} ({e.msg})") from e
+    if not isinstance(value, kind):
+        raise argparse.ArgumentTypeError(wrong_kind)
+    return value
+
+
+def layers_arg(value: str) -> list:
     """A JSON list of layers, inline or in a file."""
     text = Path(value).read_text() if Path(value).is_file() else value
-    try:
-        layers = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise argparse.ArgumentTypeError(f"not a JSON layer list or a file holding one ({e.msg})") from e
-    if not isinstance(layers, list):
-        raise argparse.ArgumentTypeError("a layer list must be a JSON array of objects")
-    return layers
+    return _json_arg(text, list, "not a JSON layer list or a file holding one",
+                     "a layer list must be a JSON array of objects")
 
 
 def json_object(value: str) -> dict:
-    try:
-        obj = json.loads(value)
-    except json.JSONDecodeError as e:
-        raise argparse.ArgumentTypeError(f"not a JSON object ({e.msg})") from e
-    if not isinstance(obj, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object like '{\"mapping_layers\": 8}'")
-    return obj
+    return _json_arg(value, dict, "not a JSON object", "must be a JSON object like '{\"mapping_layers\": 8}'")
 
 
 def psi_list(value: str) -> list[float]:
@@ -120,7 +120,7 @@ def seeds(value: str) -> list[int]:
 
 
 def add_device(p, default: str = "cpu") -> None:
-    p.add_argument("--device", default=default, choices=["auto", "cpu", "cuda", "mps"], help="where to compute")
+    p.add_argument("--device", default=default, help="cpu, cuda, mps or auto")
 
 
 def add_precision(p) -> None:

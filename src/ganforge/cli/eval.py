@@ -1,7 +1,7 @@
 """`ganforge eval`: FID, KID, precision/recall and the rest, for a run or a folder of images."""
 from __future__ import annotations
 
-from ganforge.cli.common import FMT, add_precision, positive
+from ganforge.cli.common import FMT, add_device, add_precision, positive
 from ganforge.metrics.options import METRICS, OPT_IN_METRICS, EvalOptions
 
 
@@ -59,7 +59,7 @@ def add_parser(sub) -> None:
     p.add_argument("--ls-n", type=positive, default=e.ls_n, help="LS: samples labelled by the digit network "
                                                                   "(the most confident half is used)")
     p.add_argument("--no-cache", action="store_true", help="recompute the real set's features")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    add_device(p)
     add_precision(p)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_eval)

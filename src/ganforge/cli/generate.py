@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ganforge.cli.common import FMT, add_precision, positive, psi_list
+from ganforge.cli.common import FMT, add_device, add_precision, positive, psi_list
 
 
 def add_generate(sub):
@@ -22,7 +22,7 @@ def add_generate(sub):
                    help="what a conditional StyleGAN2 truncates toward: the one average w it tracks (as the "
                         "official networks) or the mean w of each sample's class (keeps the class at low psi)")
     p.add_argument("--batch-size", type=positive, default=256, help="images per forward pass")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    add_device(p)
     add_precision(p)
     p.set_defaults(func=cmd_generate)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ganforge.cli.common import FMT, json_object, positive
+from ganforge.cli.common import FMT, add_device, json_object, positive
 
 
 def families_table() -> str:
@@ -102,7 +102,7 @@ def add_bench(sub):
     p.add_argument("--steps", type=positive, default=40, help="timed training steps per measurement")
     p.add_argument("--batch-size", type=positive, default=64, help="training batch size")
     p.add_argument("--repeats", type=positive, default=3, help="alternating repeats (the best is kept)")
-    p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto")
+    add_device(p, default="auto")
     p.add_argument("--model-options", type=json_object, default={},
                    help="model options as JSON, e.g. '{\"num_fp16_res\": 2, \"conv_clamp\": 256}' for a StyleGAN2 "
                         "with reduced-precision blocks (its generation is then timed in fp32 and in reduced "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ganforge.cli.common import FMT, add_precision, positive, seeds
+from ganforge.cli.common import FMT, add_device, add_precision, positive, seeds
 
 
 def add_parsers(sub) -> None:
@@ -59,7 +59,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--vgg", metavar="PATH", help="VGG16 / LPIPS weights (.safetensors or .pt state dict; "
                                                  "None: $GANFORGE_VGG16 or ~/.cache/ganforge/vgg16-lpips.safetensors)")
     p.add_argument("--no-video", action="store_true", help="skip proj.mp4 / proj.gif")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    add_device(p)
     add_precision(p)
     p.set_defaults(func=cmd_project)
 
@@ -68,7 +68,7 @@ def _add_run_args(p) -> None:
     p.add_argument("run", help="run directory of a stylegan2 / cstylegan2 run (or its checkpoint)")
     p.add_argument("--truncation", type=float, default=1.0, help="psi: pull w toward the average w (1 = off)")
     p.add_argument("--class", dest="class_index", type=int, help="class for conditional runs (None: class 0)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto")
+    add_device(p)
     add_precision(p)
 
 

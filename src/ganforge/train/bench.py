@@ -22,11 +22,11 @@ import torch.nn.functional as F
 from ganforge import models
 from ganforge.config import DataConfig, RunConfig
 from ganforge.data import load_dataset
-from ganforge.devices import reduced_precision_ok, resolve_device
+from ganforge.devices import reduced_precision_ok, resolve_device, resolve_precision
 from ganforge.generate.sampling import latents
 from ganforge.models.stylegan2 import set_precision
 from ganforge.models.stylegan2.networks import low_precision
-from ganforge.train.trainer import Trainer
+from ganforge.train.trainer import Trainer, complete_config
 
 
 def plain_loop_speed(cfg: RunConfig, images: torch.Tensor, steps: int, device) -> float:
@@ -129,11 +129,7 @@ def run_bench(family: str = "dcgan", data: str = "mnist", steps: int = 40, batch
     cfg.train.ema_decay = 0.0
     cfg.train.loss = "ns"
     dataset = load_dataset(cfg.data)
-    from ganforge.train.trainer import complete_config
-
     full = complete_config(cfg, dataset)
-    from ganforge.devices import resolve_precision
-
     precision = resolve_precision("auto", dev)
     ours, ours_fp32, plain = [], [], []
     for _ in range(repeats):

@@ -68,7 +68,7 @@ def check_config(cfg: RunConfig, world_size: int = 1) -> None:
     optional packages asked for. Errors that depend on the data itself still come when it is loaded."""
     t, m = cfg.train, cfg.model
     conditional = models.is_conditional(m.family)  # an unknown family
-    validate(t)
+    validate(t, world_size)
     get_loss(t.loss)
     for name in ("g_opt", "d_opt"):
         if getattr(t, name) not in OPTIMIZERS:
@@ -79,13 +79,11 @@ def check_config(cfg: RunConfig, world_size: int = 1) -> None:
     cpu = torch.device("cpu")  # both only check the value here; the device is resolved by the trainer
     resolve_precision(t.precision, cpu)
     resolve_channels_last(t.channels_last, m.family, cpu)
-    if t.batch_size % world_size:
-        raise ConfigError(f"batch size {t.batch_size} does not split over {world_size} processes")
     if conditional and not cfg.data.labels:
         raise ConfigError(f"model family '{m.family}' needs class labels, but they are turned off (--no-labels): "
                           "drop it or use an unconditional family (dcgan)")
     if t.tensorboard:
-        require("tensorboard", "--tensorboard", "pip install tensorboard (ganforge's 'tensorboard' extra)")
+        _require_tensorboard()
     _dry_build(cfg)
 
 
@@ -128,6 +126,10 @@ def _build_error(cfg: RunConfig, res: int, ch: int, k: int) -> str | None:
     except Exception:  # not a configuration problem (or not one that shows without data): the real build tells
         return None
     return None
+
+
+def _require_tensorboard() -> None:
+    require("tensorboard", "--tensorboard", "pip install tensorboard (ganforge's 'tensorboard' extra)")
 
 
 def check_resumable(run_dir: str | Path) -> Path:
@@ -178,7 +180,7 @@ class Run:
         self.main = trainer.dist.is_main
         t, m = trainer.cfg.train, trainer.cfg.model
         if t.tensorboard:
-            require("tensorboard", "--tensorboard", "pip install tensorboard (ganforge's 'tensorboard' extra)")
+            _require_tensorboard()
         # Exactly grid_size images; a conditional grid has one column per class (cycling), so the last row
         # may be short.
         n = t.grid_size
@@ -339,8 +341,9 @@ class Run:
                     while tr.step_count < total and self.stop_reason is None:
                         m = tr.step()
                         s = tr.step_count
-                        progress.update(m, log=s % t.log_every == 0 or s == total)
-                        if s % t.log_every == 0 or s == total:
+                        log = s % t.log_every == 0 or s == total
+                        progress.update(m, log=log)
+                        if log:
                             self._log(m)
                         # Once a stop is asked for, only the checkpoint below is still written.
                         if self.stop_reason is None and (s % t.sample_every == 0 or s == total):

@@ -49,8 +49,9 @@ def complete_config(cfg: RunConfig, data: ImageDataset) -> RunConfig:
     return cfg
 
 
-def validate(t) -> None:
-    """Reject hyperparameters that would train nonsense, before any work is done."""
+def validate(t, world_size: int = 1) -> None:
+    """Reject hyperparameters that would train nonsense (or a batch that does not split over ``world_size``
+    processes), before any work is done."""
     for name in ("steps", "batch_size", "d_steps", "sample_every", "ckpt_every", "log_every", "grid_size",
                  "r1_every", "pl_every", "pl_batch_shrink", "ada_interval"):
         if getattr(t, name) < 1:
@@ -73,6 +74,8 @@ def validate(t) -> None:
     for name in ("g_betas", "d_betas"):
         if not all(0 <= b < 1 for b in getattr(t, name)):
             raise ConfigError(f"{name} must lie in [0, 1), got {list(getattr(t, name))}")
+    if t.batch_size % world_size:
+        raise ConfigError(f"batch size {t.batch_size} does not split over {world_size} processes")
 
 
 class Batch(NamedTuple):
@@ -135,12 +138,10 @@ class Trainer:
         t = cfg.train
         self.dist = dist or DistInfo()
         self.device = resolve_device(device or t.device) if not isinstance(device, torch.device) else device
-        validate(t)
+        validate(t, self.dist.world_size)
         if self.device.type == "cpu":
             keep_freed_memory()
         tune_cudnn(self.device)
-        if t.batch_size % self.dist.world_size:
-            raise ConfigError(f"batch size {t.batch_size} does not split over {self.dist.world_size} processes")
         self.local_batch = t.batch_size // self.dist.world_size
         self.loss = get_loss(t.loss)
         self.aug = parse_policy(t.diffaug)
