@@ -62,4 +62,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from ganforge.errors import GanforgeError
+
+    try:
+        main()
+    except GanforgeError as e:  # a bad --data or --family: one line, as the CLI says it
+        raise SystemExit(f"trainer_vs_plain.py: error: {e}") from None

@@ -310,3 +310,12 @@ def test_a_merged_safetensors_file_is_never_written_under_a_torch_suffix(tmp_pat
     assert err.endswith("vgg.pt: the merged vgg16-lpips weights are a .safetensors file, which the loader reads "
                         "by its suffix: name a .safetensors path, or pass --dir DIR")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_dir_that_is_a_file_is_one_line(tmp_path, capsys):
+    afile = tmp_path / "notes.txt"
+    afile.write_text("x")
+    assert main(["weights", "download", "inception", "--dir", str(afile)]) == 2
+    assert capsys.readouterr().err.strip() == (f"ganforge weights: error: --dir {afile} is a file: pass a folder to "
+                                               "save the inception weights in")
+    assert afile.read_text() == "x"

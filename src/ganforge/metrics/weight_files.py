@@ -122,6 +122,8 @@ def fetch(name: str, folder: str | Path | None = None, urls: list[str] | None = 
     url_of, sha_of = parse_overrides(w, urls, "--url"), parse_overrides(w, sha256s, "--sha256")
     for v in sha_of.values():
         check_sha256(v)
+    if folder and Path(folder).expanduser().exists() and not Path(folder).expanduser().is_dir():
+        raise EvalError(f"--dir {folder} is a file: pass a folder to save the {name} weights in")
     target = Path(folder).expanduser() / w.filename if folder else lookup_paths(w)[0]
     if w.filename.endswith(".safetensors") and target.suffix.lower() != ".safetensors":  # $GANFORGE_VGG16=x.pt
         raise EvalError(f"{target}: the merged {name} weights are a .safetensors file, which the loader reads by "
