@@ -60,7 +60,27 @@ def test_digits_upscaled_rgb_and_unlabelled():
     rgb = load_dataset(DataConfig("digits", channels=3, labels=False))
     assert rgb.images.shape == (1797, 3, 8, 8) and rgb.labels is None and rgb.class_names == []
     assert torch.equal(rgb.images[:, 0], rgb.images[:, 2])
-    assert set(builtin_datasets()) == {"mnist", "digits"}
+    assert set(builtin_datasets()) == {"mnist", "digits", "photos", "photos-test"}
+
+
+def test_photos_are_colour_crops_split_by_source_photograph():
+    train = load_dataset(DataConfig("photos", resolution=16))
+    test = load_dataset(DataConfig("photos-test", resolution=16))
+    assert train.images.shape == (2048, 3, 16, 16) and test.images.shape == (256, 3, 16, 16)
+    assert set(train.class_names).isdisjoint(test.class_names)  # no photograph on both sides
+    assert len(train.class_names) == 8 and train.labels.bincount().tolist() == [256] * 8
+    # colour, not gray copied into three channels
+    assert (train.images[:, 0].float() - train.images[:, 2].float()).abs().mean() > 10
+    again = load_dataset(DataConfig("photos", resolution=16))
+    assert torch.equal(train.images, again.images)  # the same crops every time
+    # no test crop equals a training crop (exact duplicates would mean a leak)
+    flat = {bytes(x.flatten().tolist()) for x in train.images}
+    assert not any(bytes(x.flatten().tolist()) in flat for x in test.images)
+    gray = load_dataset(DataConfig("photos-test", resolution=16, channels=1, labels=False))
+    assert gray.images.shape == (256, 1, 16, 16) and gray.labels is None
+    # luma: a weighted mean of the colour channels, rounded
+    luma = (torch.tensor([299.0, 587.0, 114.0]).view(1, 3, 1, 1) * test.images).sum(1) / 1000
+    assert (gray.images[:, 0].float() - luma.float()).abs().max() <= 1
 
 
 # ---- folders and zips --------------------------------------------------------------------------
@@ -196,7 +216,8 @@ def test_errors(tmp_path):
     (tmp_path / "empty" / "readme.txt").write_text("x")
     with pytest.raises(DataError, match=r"no images found in '.*empty' \(looked for .png, .jpg"):
         load_dataset(cfg(tmp_path / "empty"))
-    with pytest.raises(DataError, match=r"data folder '.*nope' not found: .*built-in name \(mnist, digits\)"):
+    with pytest.raises(DataError, match=r"data folder '.*nope' not found: .*built-in name "
+                                        r"\(mnist, digits, photos, photos-test\)"):
         load_dataset(cfg(tmp_path / "nope"))
     with pytest.raises(DataError, match="not found.*mnist, digits"):
         load_dataset(cfg("cifar10"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ganforge.config import DataConfig
 from ganforge.data import load_dataset
-from ganforge.data.builtin import BUILTINS
+from ganforge.data.builtin import BUILTINS, DIGIT_SETS
 from ganforge.errors import EvalError
 from ganforge.metrics.features import default_features, get_extractor
 from ganforge.metrics.options import FEATURE_METRICS, GENERATOR_METRICS, EvalOptions
@@ -14,7 +14,8 @@ from ganforge.metrics.sources import DatasetSource, FolderSource, GeneratorSourc
 def real_source(real: str, resolution: int | None, channels: int | None):
     """A built-in set (loaded whole: it is small) or a folder / .zip (streamed, by default at its images' size)."""
     if real in BUILTINS:
-        return DatasetSource(load_dataset(DataConfig(source=real, resolution=resolution, channels=channels)), True)
+        return DatasetSource(load_dataset(DataConfig(source=real, resolution=resolution, channels=channels)),
+                             real in DIGIT_SETS)
     return FolderSource(real, resolution, channels)
 
 
@@ -39,7 +40,7 @@ def run_eval(run: str | None, fake: str | None, real: str | None, opts: EvalOpti
         fake_src = GeneratorSource(G, name=f"{run} (step {G.step})", truncation=truncation)
         if real is None:
             data = load_dataset(cfg.data)
-            real_src = DatasetSource(data, cfg.data.source in BUILTINS)
+            real_src = DatasetSource(data, cfg.data.source in DIGIT_SETS)
         else:
             real_src = real_source(real, resolution or G.img_shape[1], channels or G.img_shape[0])
     else:
@@ -47,7 +48,7 @@ def run_eval(run: str | None, fake: str | None, real: str | None, opts: EvalOpti
         if asked:  # before --real is looked at: no real set would make this work
             raise EvalError(f"metric '{asked[0]}' measures a generator, not images: pass RUN instead of --fake")
         if real is None:
-            raise EvalError("--fake needs --real: a built-in name (mnist, digits) or a folder of real images")
+            raise EvalError("--fake needs --real: a built-in name (mnist, digits, photos) or a folder of real images")
         real_src = real_source(real, resolution, channels)
         fake_src = FolderSource(fake, real_src.resolution, real_src.channels)
     extractor = None

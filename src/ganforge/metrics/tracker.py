@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ganforge.data import ImageDataset
-from ganforge.data.builtin import BUILTINS
+from ganforge.data.builtin import DIGIT_SETS
 from ganforge.metrics.evaluate import EvalOptions, evaluate
 from ganforge.metrics.features import default_features, get_extractor
 from ganforge.metrics.sources import DatasetSource, GeneratorSource
@@ -15,7 +15,7 @@ class FidTracker:
 
     def __init__(self, data: ImageDataset, n: int = 5000, features: str | None = None,
                  inception_weights: str | None = None, device: str = "cpu"):
-        builtin = data.name in BUILTINS
+        builtin = data.name in DIGIT_SETS
         spec = features or default_features(builtin, data.channels, data.resolution)
         self.extractor = get_extractor(spec, inception_weights, device)  # fails now, not mid-training
         self.real = DatasetSource(data, builtin)

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from ganforge import models
 from ganforge.config import RunConfig
 from ganforge.data import ImageDataset
-from ganforge.data.builtin import BUILTINS
+from ganforge.data.builtin import BUILTINS, DIGIT_SETS, PHOTO_RESOLUTION
 from ganforge.data.core import DEFAULT_FOLDER_RESOLUTION
 from ganforge.devices import resolve_channels_last, resolve_precision
 from ganforge.errors import CheckpointError, ConfigError, require
@@ -92,18 +92,19 @@ def _dry_build(cfg: RunConfig) -> None:
     class count of a conditional family) every possible shape failing is an error; where some are guessed, only
     the same message for every guess is, so that a guess never rejects a configuration that fits the data."""
     d = cfg.data
-    builtin = str(d.source) in BUILTINS
+    builtin, digits = str(d.source) in BUILTINS, str(d.source) in DIGIT_SETS
     pad = d.pad if isinstance(d.pad, int) and not isinstance(d.pad, bool) else 0
     if d.resolution is not None:
         if isinstance(d.resolution, bool) or not isinstance(d.resolution, int) or d.resolution < 1:
             return  # load_dataset names the problem
         sizes = [d.resolution + 2 * pad]
     else:
-        sizes = [16 + 2 * pad, 32 + 2 * pad] if builtin else [DEFAULT_FOLDER_RESOLUTION + 2 * pad]
-    channels = [d.channels] if d.channels in (1, 3) else [1] if builtin else [1, 3]  # 1 and 3: all there are
+        native = PHOTO_RESOLUTION if builtin else DEFAULT_FOLDER_RESOLUTION
+        sizes = [16 + 2 * pad, 32 + 2 * pad] if digits else [native + 2 * pad]
+    channels = [d.channels] if d.channels in (1, 3) else [1] if digits else [3] if builtin else [1, 3]
     conditional = models.is_conditional(cfg.model.family)
     classes = [2, 3] if conditional else [0]
-    known = (d.resolution is not None or not builtin) and not conditional
+    known = (d.resolution is not None or not digits) and not conditional
     errors = [_build_error(cfg, res, ch, k) for res in sizes for ch in channels for k in classes]
     if None not in errors and (known or len(set(errors)) == 1):
         raise ConfigError(errors[0])
