@@ -214,6 +214,19 @@ def parse_setup(obj: Any, max_batch: int = 512, max_points: int = 20_000) -> Set
                  seed=_int(s, "seed", 0, 2**31 - 1))
 
 
+# The built-ins' (shape, classes) at their native size, so that a check (the page sends one on every edit) needs
+# no data loaded; a test compares them with the loaded data.
+BUILTIN_SHAPES = {"mnist": ((1, 28, 28), 10), "digits": ((1, 8, 8), 10)}
+
+
+def data_shape(setup: Setup, uploads: dict | None = None) -> tuple[tuple[int, int, int], int]:
+    """(image shape [C, H, W], number of classes) of an images-mode setup's data."""
+    if setup.source in BUILTIN_SHAPES:
+        return BUILTIN_SHAPES[setup.source]
+    data = images_for(setup, uploads)
+    return (data.channels, data.resolution, data.resolution), data.num_classes
+
+
 @lru_cache(maxsize=4)
 def builtin_images(name: str) -> ImageDataset:
     """A built-in data set at its native size, loaded once per process (sessions share it read-only)."""
@@ -266,9 +279,8 @@ def check(setup: Setup, uploads: dict | None = None) -> dict[str, Any]:
     if setup.mode == "2d":
         g_in, img, classes = (setup.z_dim,), (2,), 0
     else:
-        data = images_for(setup, uploads)
-        img = (data.channels, data.resolution, data.resolution)
-        classes = data.num_classes if setup.conditional else 0
+        img, classes = data_shape(setup, uploads)
+        classes = classes if setup.conditional else 0
         if setup.conditional and classes < 2:
             raise ConfigError(f"conditional needs class labels, but data set {setup.source} has none: "
                               "turn conditional off or upload images in one sub-folder per class")
