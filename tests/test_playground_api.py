@@ -428,3 +428,21 @@ def test_a_non_loopback_host_is_warned_about(capsys, monkeypatch):
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.5")
     assert cmd.host_warning("0.0.0.0").startswith("ganforge playground: warning: 0.0.0.0 is not a loopback")
     assert cmd.host_warning("127.0.0.1") is None
+
+
+def test_open_starts_the_browser_on_the_url_with_the_token(monkeypatch, capsys, tmp_path):
+    import webbrowser
+
+    import uvicorn
+
+    from ganforge.cli.app import main
+
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", opened.append)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    monkeypatch.setattr("ganforge.devices.set_cpu_threads", lambda: 1)  # keep the suite's thread count
+    assert main(["playground", "--port", "0", "--open", "--runs", str(tmp_path), "--host", "0.0.0.0"]) == 0
+    out, err = capsys.readouterr()
+    url = out.split()[-1]
+    assert opened == [url] and url.startswith("http://0.0.0.0:") and "/?token=" in url
+    assert err.count("\n") == 1 and "0.0.0.0 is not a loopback address" in err

@@ -64,6 +64,7 @@ def cmd_playground(a) -> int:
         sock.close()
         raise ConfigError(f"cannot listen on {a.host}:{a.port} ({e.strerror or e}): choose another --port "
                           "(0 picks a free one) or --host") from None
+    sock.listen(128)  # connections queue from now on, so a browser opened before uvicorn runs still gets in
     port = sock.getsockname()[1]
     shown = f"[{a.host}]" if ":" in a.host else a.host
     url = f"http://{shown}:{port}/?token={app.state.token}"

@@ -34,6 +34,9 @@ MAX_FRAMES = 200  # timeline snapshots kept (thinned evenly when full)
 GIF_FRAMES = 60
 SHOW = 16  # real and fake images shown with D's verdict
 ACTIONS = ("train", "stop", "step", "step_g", "step_d", "reset")
+# Building seeds torch's global generator for the initial weights: one build at a time, so a session's
+# initial weights depend on its seed only, not on another session being built at the same moment.
+BUILD_LOCK = threading.Lock()
 
 
 class SessionError(ConfigError):
@@ -139,8 +142,11 @@ def make_engine(setup: Setup, uploads: dict | None):
     if setup.mode == "2d":
         from ganforge.playground.toy2d import Toy2D
 
-        return Toy2D(setup, uploads)
-    return ImagesEngine(setup, images_for(setup, uploads))
+        with BUILD_LOCK:
+            return Toy2D(setup, uploads)
+    data = images_for(setup, uploads)
+    with BUILD_LOCK:
+        return ImagesEngine(setup, data)
 
 
 class Session:
@@ -191,6 +197,8 @@ class Session:
             if delay_ms is not None:
                 self.delay_ms = delay_ms
             if action == "train":
+                if not self.running:
+                    self.recent.clear()  # speeds are of this run of training, not of earlier ones
                 self.running = True
             elif action == "stop":
                 self.running = False
@@ -214,6 +222,9 @@ class Session:
 
     # ------------------------------------------------------------------ the worker
     def _work(self) -> None:
+        # The process's thread count (the command sets it as `ganforge train` does), applied in this thread too:
+        # OpenMP keeps a count per thread, and a new thread would otherwise start from the library default.
+        torch.set_num_threads(torch.get_num_threads())
         while True:
             with self.cond:
                 while not (self.closed or self.running or self.pending or self.force):
@@ -231,8 +242,8 @@ class Session:
                     self._publish(full=force or action != "train")
             except GanforgeError as e:
                 self._fail(str(e))
-            except (RuntimeError, ValueError) as e:  # e.g. out of memory, or weights gone to NaN
-                self._fail(f"training stopped: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            except Exception as e:  # out of memory, weights gone to NaN, a bug: the session stops, the server stays
+                self._fail(f"training stopped: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
             if action == "train" and delay > 0:
                 with self.cond:
                     self.cond.wait_for(lambda: self.closed or not self.running or bool(self.pending), delay / 1000)
@@ -250,7 +261,8 @@ class Session:
     def _do(self, action: str) -> None:
         with self.lock:
             if action == "reset":
-                self.engine.build()
+                with BUILD_LOCK:
+                    self.engine.build()
                 self._reset_stats()
                 self.error = None
                 return
@@ -329,16 +341,6 @@ class Session:
     # ------------------------------------------------------------------ reading
     def latest(self) -> dict[str, Any]:
         return self.update
-
-    def wait_for_update(self, version: int, timeout: float) -> bool:
-        """Block (a reader's thread, never the worker) until an update newer than ``version``."""
-        deadline = time.perf_counter() + timeout
-        while self.version <= version and not self.closed:
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                return False
-            time.sleep(min(0.01, left))
-        return self.version > version
 
     def timeline_gif(self) -> bytes:
         """The fixed-latent grids over time as an animated GIF (at most ``GIF_FRAMES`` evenly spaced frames)."""
