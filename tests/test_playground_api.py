@@ -408,6 +408,13 @@ def test_the_command_serves_and_guards_the_api(tmp_path):
         assert meta.status_code == 200 and "presets" in meta.json()
         denied = httpx.get(f"{base}/api/meta")
         assert denied.status_code == 403 and denied.json() == {"error": TOKEN_ERROR}
+        # Real streaming (TestClient buffers a response): an endless events stream delivers its first update,
+        # and the client hanging up leaves the server answering.
+        sid = httpx.post(f"{base}/api/sessions?token={token}", json={"setup": TINY}, timeout=120).json()["id"]
+        with httpx.stream("GET", f"{base}/api/sessions/{sid}/events?token={token}", timeout=60) as r:
+            first = next(line for line in r.iter_lines() if line.startswith("data: "))
+        assert json.loads(first[len("data: "):])["id"] == sid
+        assert httpx.delete(f"{base}/api/sessions/{sid}?token={token}").status_code == 204
     finally:
         proc.terminate()
         proc.wait(30)

@@ -6,7 +6,8 @@ request never waits for a step (STOP answers at once; the worker sees it between
 publishes an update (the JSON the page draws) at most every ``UPDATE_INTERVAL`` seconds, and at once after a
 control action; readers take the latest update without blocking the worker. Rendering images costs model
 time, so the image grids (and D's verdicts on them) are refreshed at most every ``IMAGES_INTERVAL`` seconds
-and take no more than about ``RENDER_SHARE`` of the time.
+and take no more than about ``RENDER_SHARE`` of the time; when a render is slow (over ``SPLIT_S``) the step's
+numbers are published before it and the images in an update of their own right after.
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ from ganforge.train.trainer import Trainer
 
 UPDATE_INTERVAL = 0.1  # seconds between published updates while training (at most ~10 per second)
 IMAGES_INTERVAL = 0.25  # least seconds between image refreshes
-RENDER_SHARE = 0.05  # rendering may take about this share of the time
+RENDER_SHARE = 0.03  # rendering may take about this share of the time
+SPLIT_S = 0.02  # a render slower than this goes out after an update with the step's numbers alone
 HISTORY = 500  # points kept for the charts
 MAX_FRAMES = 200  # timeline snapshots kept (thinned evenly when full)
 GIF_FRAMES = 60
@@ -185,6 +187,7 @@ class Session:
         self.rendered: dict[str, Any] = {}
         self.timing: dict[str, float] = {}
         self.next_render = 0.0
+        self.render_cost = 0.0
 
     # ------------------------------------------------------------------ control
     def touch(self) -> None:
@@ -283,17 +286,25 @@ class Session:
         return (s1 - s0) / dt, (e1 - e0) / dt
 
     def _publish(self, full: bool) -> None:
+        """Publish an update, rendering the images when they are due (see the module notes)."""
         now = time.perf_counter()
-        with self.lock:
-            step = self.engine.step_count
-            if full or now >= self.next_render:
+        render = full or now >= self.next_render
+        if render and self.rendered and self.render_cost > SPLIT_S:
+            self._emit()
+        if render:
+            with self.lock:
+                step = self.engine.step_count
                 start = time.perf_counter()
                 block, timing, frame = self.engine.render()
-                cost = time.perf_counter() - start
-                self.next_render = now + max(IMAGES_INTERVAL, cost / RENDER_SHARE)
+                self.render_cost = cost = time.perf_counter() - start
+                self.next_render = start + max(IMAGES_INTERVAL, cost / RENDER_SHARE)
                 self.rendered, self.timing = block, timing
                 if frame is not None and (not self.frame_steps or self.frame_steps[-1] != step):
                     self._snapshot(frame, step)
+        self._emit()
+
+    def _emit(self) -> None:
+        step = self.engine.step_count
         steps_per_s, examples_per_s = self._speed()
         last = self.last
         update = {"step": step, "examples": self.examples, "state": "running" if self.running else "stopped",
