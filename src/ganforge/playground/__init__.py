@@ -1,0 +1,1 @@
+"""The playground: a local page to train and explore GANs (``ganforge playground``)."""
