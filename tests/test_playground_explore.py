@@ -56,6 +56,10 @@ def runs_dir(tmp_path_factory):
     (root / "broken").mkdir()
     (root / "broken" / "config.json").write_text("{not json")
     (root / "broken" / "checkpoint.safetensors").write_bytes(b"x")
+    (root / "wrong-shape").mkdir()
+    (root / "wrong-shape" / "config.json").write_text((root / "dc" / "config.json").read_text())
+    other = (root / "cdc" / "checkpoint.safetensors").read_bytes()  # a cdcgan's weights for a dcgan config
+    (root / "wrong-shape" / "checkpoint.safetensors").write_bytes(other)
     return root
 
 
@@ -97,7 +101,7 @@ def error(r, status=400):
 # ----------------------------------------------------------------- runs
 def test_runs_lists_the_run_folders(client, runs_dir):
     runs = client.get("/api/runs").json()["runs"]
-    assert [r["name"] for r in runs] == ["cdc", "dc", "sg"]  # not-a-run and broken are left out
+    assert [r["name"] for r in runs] == ["cdc", "dc", "sg", "wrong-shape"]  # not-a-run and broken are left out
     cdc = runs[0]
     assert cdc == {"name": "cdc", "path": str(runs_dir / "cdc"), "family": "cdcgan", "resolution": 8, "channels": 1,
                    "conditional": True, "classes": [str(i) for i in range(10)]}
@@ -114,7 +118,17 @@ def test_unknown_runs_and_sessions_are_404(client):
         "no run 'nope' in the runs folder: pick one that GET /api/runs lists")
     assert error(client.post("/api/explore/e99/render", json={}), 404).startswith("no explore session 'e99'")
     assert "is not a readable ganforge checkpoint" in error(client.post("/api/explore", json={"run": "broken"}))
+    assert "does not match the model in config.json" in error(client.post("/api/explore", json={"run": "wrong-shape"}))
     assert error(client.post("/api/explore", json=["dc"])) == "the body must be a JSON object"
+
+
+def test_a_run_that_fails_to_load_in_another_way_is_a_400(client, monkeypatch):
+    def broken(*args):
+        raise RuntimeError("size mismatch\n  in layer 3")
+
+    monkeypatch.setattr(explore, "load_run", broken)
+    assert error(client.post("/api/explore", json={"run": "dc"})) == (
+        "run 'dc' cannot be loaded (size mismatch in layer 3): train or export it again")
 
 
 def test_every_call_needs_the_token(runs_dir):

@@ -384,7 +384,11 @@ def make_router() -> APIRouter:
         except UnknownRun as e:
             return _error(str(e), 404)
         except GanforgeError as e:
-            return _error(str(e))
+            return _error(str(e).splitlines()[0])
+        except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
+            # a run folder edited by hand or written by another tool: say so instead of failing the server
+            reason = " ".join(str(e).split())[:200] or type(e).__name__
+            return _error(f"run '{body['run']}' cannot be loaded ({reason}): train or export it again")
         store = _explorers(request.app)
         with _STATE_LOCK:
             numbers = [int(k[1:]) for k in store if re.fullmatch(r"e\d+", k)]
