@@ -121,8 +121,24 @@ def test_zip_members_that_climb_out_are_refused(client, name):
     assert client.app.state.uploads == {}
 
 
+def test_names_in_messages_stay_on_one_line(client):
+    msg = error(post(client, make_zip({"a\nb/../../x.png": png()})))
+    assert msg == ("zip member 'a\\nb/../../x.png' of 'data.zip' points outside the upload (an absolute or '..' "
+                   "path): re-create it with relative paths only")
+    assert "\n" not in error(post(client, [("bad\nname.png", b"not a png")]))
+
+
+def test_encrypted_members_are_refused(client):
+    zipped = make_zip({"locked.png": png()})
+    at = zipped.index(b"PK\x01\x02") + 8  # the central directory's flag bits; bit 0: encrypted
+    zipped = zipped[:at] + bytes([zipped[at] | 1]) + zipped[at + 1:]
+    assert error(post(client, zipped)) == (
+        "zip member 'locked.png' of 'data.zip' is encrypted: zip the images without a password")
+
+
 def test_a_file_name_that_climbs_out_is_refused(client):
-    assert "points outside the upload" in error(post(client, [("../a.png", png())]))
+    assert error(post(client, [("../a.png", png())])) == (
+        "file '../a.png' points outside the upload (an absolute or '..' path): re-create it with relative paths only")
 
 
 def test_symlink_members_are_refused(client):

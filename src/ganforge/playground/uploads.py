@@ -162,9 +162,16 @@ def _is_image_name(rel: str) -> bool:
     return PurePosixPath(rel).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _check_name(rel: str, where: str) -> None:
+def _show(name: str, width: int = 80) -> str:
+    """A file name as a message shows it: control characters escaped (messages stay one line), long ones cut."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _check_name(rel: str, zip_name: str | None = None) -> None:
     if unsafe_member(rel) or not rel:
-        raise UploadRefused(f"{where} '{rel}' points outside the upload (an absolute or '..' path): "
+        where = f"zip member '{_show(rel)}' of '{zip_name}'" if zip_name else f"file '{_show(rel)}'"
+        raise UploadRefused(f"{where} points outside the upload (an absolute or '..' path): "
                             "re-create it with relative paths only")
 
 
@@ -179,8 +186,9 @@ def zip_entries(data: bytes, zip_name: str, limits: Limits, budget: list[int],
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = zf.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as e:
-        raise UploadRefused(f"'{zip_name}' is not a readable .zip archive ({e}): re-create it") from None
+    except Exception as e:  # zipfile raises many types for damaged archives
+        reason = " ".join(str(e).split())[:120] or type(e).__name__
+        raise UploadRefused(f"'{zip_name}' is not a readable .zip archive ({reason}): re-create it") from None
     max_members = 2 * limits.max_images  # folders and stray files count as members too
     if len(infos) > max_members:
         raise UploadRefused(f"'{zip_name}' has {len(infos)} members, more than the {max_members} allowed: "
@@ -188,9 +196,10 @@ def zip_entries(data: bytes, zip_name: str, limits: Limits, budget: list[int],
     wanted = []
     for info in infos:
         rel = info.filename.replace("\\", "/")
-        _check_name(rel, f"zip member of '{zip_name}'")
+        _check_name(rel, zip_name)
+        shown = _show(rel)
         if stat.S_ISLNK(info.external_attr >> 16):
-            raise UploadRefused(f"zip member '{rel}' of '{zip_name}' is a symbolic link: zip the files "
+            raise UploadRefused(f"zip member '{shown}' of '{zip_name}' is a symbolic link: zip the files "
                                 "themselves (without zip -y)")
         if info.is_dir() or _ignored(rel):
             continue
@@ -198,25 +207,25 @@ def zip_entries(data: bytes, zip_name: str, limits: Limits, budget: list[int],
             reasons["not an image file"] = reasons.get("not an image file", 0) + 1
             continue
         if info.flag_bits & 0x1:
-            raise UploadRefused(f"zip member '{rel}' of '{zip_name}' is encrypted: zip the images without a "
+            raise UploadRefused(f"zip member '{shown}' of '{zip_name}' is encrypted: zip the images without a "
                                 "password")
         if info.file_size > RATIO_MIN_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1):
-            raise UploadRefused(f"zip member '{rel}' of '{zip_name}' unpacks to {_mb(info.file_size)}, over "
+            raise UploadRefused(f"zip member '{shown}' of '{zip_name}' unpacks to {_mb(info.file_size)}, over "
                                 f"{MAX_RATIO} times its packed size (a zip bomb?): send the images themselves")
-        wanted.append((rel, info))
-    declared = sum(info.file_size for _, info in wanted)
+        wanted.append((rel, shown, info))
+    declared = sum(info.file_size for _, _, info in wanted)
     if declared > budget[0]:
         raise UploadRefused(f"'{zip_name}' unpacks to {_mb(declared)}, over the {_mb(budget[0])} left of the "
                             f"limit: send fewer images")
     out = []
-    for rel, info in wanted:
+    for rel, shown, info in wanted:
         buf = io.BytesIO()
         try:
             with zf.open(info) as fp:
                 while chunk := fp.read(READ_CHUNK):
                     budget[0] -= len(chunk)
                     if budget[0] < 0 or buf.tell() + len(chunk) > info.file_size:
-                        raise UploadRefused(f"zip member '{rel}' of '{zip_name}' unpacks to more than it declares "
+                        raise UploadRefused(f"zip member '{shown}' of '{zip_name}' unpacks to more than it declares "
                                             "(a zip bomb?): re-create the zip")
                     buf.write(chunk)
         except UploadRefused:
@@ -275,8 +284,8 @@ def _decode_checked(entries, limits: Limits, resolution: int, channels: int | No
     src = FileSource(Path(name), is_zip=False, rel=[r for r, _ in kept], keys=[io.BytesIO(d) for _, d in kept])
     try:
         return decode_all(src, channels, fit, resolution, labels, name)
-    except DataError as e:
-        raise UploadRefused(str(e)) from None
+    except DataError as e:  # every image failed to decode; file names in it may hold line breaks
+        raise UploadRefused(" ".join(str(e).split())) from None
 
 
 def load_images(files: list[tuple[str, bytes]], limits: Limits, resolution: int = DEFAULT_FOLDER_RESOLUTION,
@@ -294,9 +303,9 @@ def load_images(files: list[tuple[str, bytes]], limits: Limits, resolution: int 
     for filename, data in files:
         rel = filename.replace("\\", "/")
         if rel.lower().endswith(".zip") or data[:4] == b"PK\x03\x04":
-            entries += zip_entries(data, PurePosixPath(rel).name, limits, budget, reasons)
+            entries += zip_entries(data, _show(PurePosixPath(rel).name), limits, budget, reasons)
             continue
-        _check_name(rel, "file")
+        _check_name(rel)
         if _ignored(rel):
             continue
         if not _is_image_name(rel):
