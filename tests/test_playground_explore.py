@@ -277,6 +277,17 @@ def test_bad_render_requests_are_400(client, body, message):
     assert error(client.post(f"/api/explore/{eid}/render", json=body)) == message
 
 
+def test_bodies_are_small_and_messages_one_line(client):
+    eid = open_run(client, "cdc")["id"]
+    r = client.post(f"/api/explore/{eid}/render", content=b'{"seed": 1, "pad": "' + b"x" * 70_000 + b'"}')
+    assert error(r, 413) == "the request body is over 65536 bytes: send only the render controls"
+    assert error(client.post(f"/api/explore/{eid}/render", json={"class": "a\nb"})).startswith(
+        "unknown class 'a\\nb'")
+    assert error(client.post("/api/explore", json={"run": "x\ny"}), 404) == (
+        "no run 'x\\ny' in the runs folder: pick one that GET /api/runs lists")
+    assert error(client.post("/api/explore", content=b"{nope")) == "the body must be a JSON object"
+
+
 def test_render_rejects_bad_values_in_plain_python(runs_dir):
     G = Explorer(runs_dir / "sg").G
     with pytest.raises(GenerateError, match="mix from_layer must be from 0 to"):

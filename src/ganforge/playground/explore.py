@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 import re
 import threading
@@ -54,7 +55,14 @@ PCA_SEED = 0
 MAX_EXPLORERS = 4  # explore sessions held at once (each holds a generator); the oldest is dropped first
 SPACES = ("w", "z")
 
+MAX_BODY_BYTES = 64 * 1024  # a render or explore request is a few hundred bytes
 _STATE_LOCK = threading.Lock()
+
+
+def clip(value, width: int = 40) -> str:
+    """A value from a request as a message shows it: one line (control characters escaped), at most ``width``."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 class UnknownRun(GenerateError):
@@ -67,7 +75,7 @@ def check_run_name(name) -> str:
     if not isinstance(name, str) or not name or name in (".", "..") or re.search(r"[/\\\x00]", name) \
             or ".." in name or len(name) > 255:
         shown = name if isinstance(name, str) else type(name).__name__
-        raise GenerateError(f"run name '{str(shown)[:64]}' is not a folder name in the runs folder: pick one "
+        raise GenerateError(f"run name '{clip(shown, 64)}' is not a folder name in the runs folder: pick one "
                             "that GET /api/runs lists")
     return name
 
@@ -102,7 +110,7 @@ def list_runs(runs_dir: str | Path) -> list[dict]:
 def find_run(runs_dir: str | Path, name) -> Path:
     path = Path(runs_dir) / check_run_name(name)
     if not is_run(path):
-        raise UnknownRun(f"no run '{name}' in the runs folder: pick one that GET /api/runs lists")
+        raise UnknownRun(f"no run '{clip(name, 64)}' in the runs folder: pick one that GET /api/runs lists")
     return path
 
 
@@ -192,7 +200,7 @@ def class_index(G, value) -> int | None:
     if isinstance(value, int) and 0 <= value < G.num_classes:
         return value
     shown = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "") if names else f"0..{G.num_classes - 1}"
-    raise GenerateError(f"unknown class '{str(value)[:40]}': this run's classes are {shown}")
+    raise GenerateError(f"unknown class '{clip(value)}': this run's classes are {shown}")
 
 
 @torch.inference_mode()
@@ -239,7 +247,7 @@ def check_render(G, seed, n, psi, strengths, directions, mix, interp, space) -> 
     if not PSI_RANGE[0] <= psi <= PSI_RANGE[1]:
         raise GenerateError(f"psi must be from {PSI_RANGE[0]:g} to {PSI_RANGE[1]:g} (1 = no truncation), got {psi}")
     if space is not None and space not in SPACES:
-        raise GenerateError(f"space must be w or z, got '{str(space)[:20]}'")
+        raise GenerateError(f"space must be w or z, got '{clip(space, 20)}'")
     if space == "w" and not stylegan:
         raise GenerateError(f"space 'w' needs a StyleGAN2 run; {run} has only z: use space 'z'")
     if mix is not None:
@@ -304,13 +312,13 @@ RENDER_FIELDS = ("seed", "n", "psi", "class", "directions", "mix", "interp", "sp
 
 def _int(value, what: str, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value < hi:
-        raise GenerateError(f"{what} must be a whole number from {lo} to {hi - 1}, got {str(value)[:40]}")
+        raise GenerateError(f"{what} must be a whole number from {lo} to {hi - 1}, got {clip(value)}")
     return value
 
 
 def _float(value, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise GenerateError(f"{what} must be a number, got {str(value)[:40]}")
+        raise GenerateError(f"{what} must be a number, got {clip(value)}")
     return float(value)
 
 
@@ -324,7 +332,7 @@ def parse_render(body: dict) -> dict:
     """The JSON body of a render request -> keyword arguments of :meth:`Explorer.render`."""
     unknown = sorted(set(body) - set(RENDER_FIELDS))
     if unknown:
-        raise GenerateError(f"unknown render field '{unknown[0][:40]}': use {', '.join(RENDER_FIELDS)}")
+        raise GenerateError(f"unknown render field '{clip(unknown[0])}': use {', '.join(RENDER_FIELDS)}")
     kw = {"seed": _int(body.get("seed", 0), "seed", 0, MAX_SEED), "n": _int(body.get("n", 1), "n", 1, MAX_N + 1),
           "psi": _float(body.get("psi", 1.0), "psi"), "cls": body.get("class"), "space": body.get("space")}
     strengths = body.get("directions") or []
@@ -347,9 +355,18 @@ def _error(message: str, status: int = 400) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+class BodyTooLarge(GenerateError):
+    """A request body over MAX_BODY_BYTES (answered with 413)."""
+
+
 async def _json_object(request: Request) -> dict:
+    raw = bytearray()
+    async for chunk in request.stream():  # counted while it arrives: a huge body is never held
+        raw += chunk
+        if len(raw) > MAX_BODY_BYTES:
+            raise BodyTooLarge(f"the request body is over {MAX_BODY_BYTES} bytes: send only the render controls")
     try:
-        body = await request.json()
+        body = json.loads(raw)
     except ValueError:
         raise GenerateError("the body must be a JSON object") from None
     if not isinstance(body, dict):
@@ -383,12 +400,14 @@ def make_router() -> APIRouter:
             explorer = await run_in_threadpool(Explorer, path, device)
         except UnknownRun as e:
             return _error(str(e), 404)
+        except BodyTooLarge as e:
+            return _error(str(e), 413)
         except GanforgeError as e:
             return _error(str(e).splitlines()[0])
         except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
             # a run folder edited by hand or written by another tool: say so instead of failing the server
             reason = " ".join(str(e).split())[:200] or type(e).__name__
-            return _error(f"run '{body['run']}' cannot be loaded ({reason}): train or export it again")
+            return _error(f"run '{clip(body['run'], 64)}' cannot be loaded ({reason}): train or export it again")
         store = _explorers(request.app)
         with _STATE_LOCK:
             numbers = [int(k[1:]) for k in store if re.fullmatch(r"e\d+", k)]
@@ -402,10 +421,12 @@ def make_router() -> APIRouter:
     async def render_route(eid: str, request: Request):
         explorer = _explorers(request.app).get(eid)
         if explorer is None:
-            return _error(f"no explore session '{eid[:40]}': load the run again (POST /api/explore)", 404)
+            return _error(f"no explore session '{clip(eid)}': load the run again (POST /api/explore)", 404)
         try:
             kw = parse_render(await _json_object(request))
             images = await run_in_threadpool(lambda: explorer.render(**kw))
+        except BodyTooLarge as e:
+            return _error(str(e), 413)
         except GanforgeError as e:
             return _error(str(e))
         url, size = to_data_url(images)
