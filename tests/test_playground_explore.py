@@ -50,6 +50,7 @@ def runs_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     train_tiny(root / "dc", "dcgan")
     train_tiny(root / "cdc", "cdcgan")
+    train_tiny(root / "lay", "layers")  # the family the playground exports
     (root / "sg").mkdir()
     tiny_stylegan(root / "sg")
     (root / "not-a-run").mkdir()
@@ -101,7 +102,7 @@ def error(r, status=400):
 # ----------------------------------------------------------------- runs
 def test_runs_lists_the_run_folders(client, runs_dir):
     runs = client.get("/api/runs").json()["runs"]
-    assert [r["name"] for r in runs] == ["cdc", "dc", "sg", "wrong-shape"]  # not-a-run and broken are left out
+    assert [r["name"] for r in runs] == ["cdc", "dc", "lay", "sg", "wrong-shape"]  # not-a-run and broken are left out
     cdc = runs[0]
     assert cdc == {"name": "cdc", "path": str(runs_dir / "cdc"), "family": "cdcgan", "resolution": 8, "channels": 1,
                    "conditional": True, "classes": [str(i) for i in range(10)]}
@@ -148,6 +149,15 @@ def test_explore_info_and_render_is_deterministic_per_seed(client):
     assert a["size"] == [8, 8]
     assert a["image"] == again["image"] and pixels(a["image"]) != pixels(other["image"])
     assert draw(client, eid, seed=3, n=4)["size"] == [2 + 2 * 10, 2 + 2 * 10]  # 2x2 grid with 2 px borders
+
+
+def test_a_layers_run_from_the_playground_explores_too(client):
+    opened = open_run(client, "lay")
+    assert opened["info"]["family"] == "layers" and opened["info"]["directions"] == 8
+    eid = opened["id"]
+    a = draw(client, eid, seed=2, psi=0.7)["image"]
+    assert draw(client, eid, seed=2, psi=0.7)["image"] == a
+    assert pixels(draw(client, eid, seed=2, psi=0.7, directions=[0.0, 2.0])["image"]) != pixels(a)
 
 
 def test_image_i_of_n_is_seed_plus_i():

@@ -192,7 +192,7 @@ def class_index(G, value) -> int | None:
         return None
     names = [str(n) for n in getattr(G, "class_names", [])]
     if not G.num_classes:
-        raise GenerateError(f"this run is unconditional: it has no class '{value}'; leave class empty")
+        raise GenerateError(f"this run is unconditional: it has no class '{clip(value)}'; leave class empty")
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise GenerateError(f"class must be a class name or number, got {type(value).__name__}")
     if isinstance(value, str) and value in names:
