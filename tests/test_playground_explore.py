@@ -311,4 +311,5 @@ def test_explore_sessions_are_capped_and_closed(client):
     assert error(client.post(f"/api/explore/{ids[0]}/render", json={}), 404).startswith("no explore session")
     assert client.delete(f"/api/explore/{ids[-1]}").status_code == 204
     assert client.post(f"/api/explore/{ids[-1]}/render", json={}).status_code == 404
+    assert open_run(client, "dc")["id"] not in ids  # a closed id is not handed out again
     assert client.post(f"/api/explore/{ids[1]}/render", json={}).status_code == 200

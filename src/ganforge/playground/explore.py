@@ -409,9 +409,10 @@ def make_router() -> APIRouter:
             reason = " ".join(str(e).split())[:200] or type(e).__name__
             return _error(f"run '{clip(body['run'], 64)}' cannot be loaded ({reason}): train or export it again")
         store = _explorers(request.app)
-        with _STATE_LOCK:
-            numbers = [int(k[1:]) for k in store if re.fullmatch(r"e\d+", k)]
-            eid = f"e{max(numbers, default=0) + 1}"
+        with _STATE_LOCK:  # ids are never reused: a page holding a closed id gets a 404, not another run
+            number = getattr(request.app.state, "explore_count", 0) + 1
+            request.app.state.explore_count = number
+            eid = f"e{number}"
             store[eid] = explorer
             while len(store) > MAX_EXPLORERS:
                 store.pop(next(iter(store)))
