@@ -93,7 +93,7 @@ def resolve(cfg: RunConfig) -> dict[str, Any]:
     if not is_growing(cfg.model.family):
         if growth:
             raise ConfigError(f"train.growth applies to the growing families ({', '.join(GROWING_FAMILIES)}), "
-                              f"not {cfg.model.family}: drop it")
+                              f"not {cfg.model.family}: drop it (--growth '{{}}')")
         return {}
     unknown = sorted(set(growth) - set(KEYS))
     if unknown:
