@@ -264,3 +264,14 @@ def test_cli_loss_stays_selectable(tmp_path):
                  *TINY]) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["train"]["loss"] == "hinge" and cfg["train"]["drift"] == 0.001 and cfg["train"]["g_lr"] == 0.001
+
+
+@pytest.mark.parametrize("reset", [True, False])
+def test_a_new_level_clears_the_optimizers_moments_if_asked(progan_cfg, digits, reset):
+    progan_cfg.train.growth["reset_optimizer"] = reset
+    tr = Trainer(progan_cfg, digits)
+    tr.step()
+    assert len(tr.opt_G.state) and len(tr.opt_D.state)  # 4x4 still: the moments stay
+    tr.step()  # 16 images seen: 8x8 starts to fade in
+    assert tr.G.stage() == (1, 0.0)
+    assert (len(tr.opt_G.state) == 0 and len(tr.opt_D.state) == 0) == reset
