@@ -87,7 +87,7 @@ def run_one(name: str, seed: int, a, data, real, extractor) -> list[dict]:
 def report(rows: list[dict], fids: list[float], seconds: float) -> None:
     recipes = sorted({r["recipe"] for r in rows}, reverse=True)  # grow first
     seeds = sorted({r["seed"] for r in rows})
-    print("\nFID against wall-clock (training seconds; median over seeds at each scoring):")
+    print("\nFID at each scoring (seconds of training clock, resolution reached, FID), one column per seed:")
     print("| recipe | " + " | ".join(f"s{s}" for s in seeds) + " |")
     for name in recipes:
         for i in range(max(len([r for r in rows if r["recipe"] == name and r["seed"] == s]) for s in seeds)):
