@@ -48,7 +48,7 @@ FAMILY_TRAIN_DEFAULTS: dict[str, dict] = {
 def _progan_mnist() -> RunConfig:
     return RunConfig(
         data=DataConfig(source="mnist", pad=2, labels=False),
-        model=ModelConfig(family="progan", z_dim=64, g_width=64, d_width=64),
+        model=ModelConfig(family="progan", z_dim=64, g_width=32, d_width=32),
         train=TrainConfig(**FAMILY_TRAIN_DEFAULTS["progan"], steps=6000, batch_size=32,
                           growth={"stabilise": 16000, "fade": 16000, "batch": {"4": 64, "8": 64}},
                           sample_every=100, ckpt_every=500),
