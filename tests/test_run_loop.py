@@ -254,3 +254,19 @@ def test_a_stop_while_the_final_outputs_are_written_still_reports_a_finished_run
     assert code == 0, stdout
     assert "trained 2 steps (SIGINT skipped the final samples.png / progress.gif)" in stdout
     assert "--resume" not in stdout and (out / "checkpoint.safetensors").is_file()
+
+
+def test_progress_gif_holds_every_grid_of_a_short_run(tmp_path, tiny_cfg, digits):
+    from ganforge.train.run import Run
+    from ganforge.train.trainer import Trainer
+
+    tiny_cfg.train.sample_every = 1  # 5 grids: steps 0 to 4, fewer than the GIF's frame limit
+    run = Run(Trainer(tiny_cfg, digits), tmp_path / "run", progress=False)
+    run.train()
+    run.finish()
+    frames = sorted((tmp_path / "run" / "samples").glob("step-*.png"))
+    with Image.open(tmp_path / "run" / "progress.gif") as gif:
+        assert len(frames) == gif.n_frames == 5
+        gif.seek(4)
+        last = np.asarray(gif.convert("L"))
+    assert np.array_equal(last, np.asarray(Image.open(frames[-1]).convert("L")))

@@ -168,7 +168,7 @@ def test_integer_betas_from_json_are_accepted(sg2_cfg, digits):
 
 
 def test_presets_are_complete_configs():
-    for name in PRESETS:
+    for name in (n for n in PRESETS if n != "progan"):  # progan's preset: tests/test_progan.py
         cfg = RunConfig.from_dict(preset_config(name).to_dict())  # round-trips through JSON-able dicts
         assert cfg.model.family in ("stylegan2", "cstylegan2")
         assert cfg.train.loss == "ns" and cfg.train.r1_every == 16

@@ -81,6 +81,8 @@ class TrainConfig:
     ada_interval: int = 4  # steps between adjustments of p
     ada_kimg: float = 500  # thousands of images for p to move from 0 to 1
     gp_weight: float = 10.0  # gradient-penalty weight for wgan-gp
+    drift: float = 0.0  # weight of E[D(real)^2] in D's loss, keeping a critic's outputs near 0 (ProGAN: 0.001)
+    growth: dict[str, Any] = field(default_factory=dict)  # progan: the growth schedule (ganforge.train.progan)
     diffaug: str = ""  # DiffAugment: comma list of translation, cutout, color ("" = none; see docs/benchmarks.md)
     seed: int = 0
     sample_every: int = 100  # steps between "results over time" grids

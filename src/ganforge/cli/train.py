@@ -57,6 +57,10 @@ def add_parser(sub):
     t.add_argument("--ema-decay", type=float, default=T.ema_decay, help="generator EMA decay (0: off)")
     t.add_argument("--r1-gamma", type=float, default=T.r1_gamma, help="R1 penalty weight (0: off)")
     t.add_argument("--gp-weight", type=float, default=T.gp_weight, help="WGAN-GP penalty weight")
+    t.add_argument("--drift", type=float, default=T.drift, help="weight of E[D(real)^2] in D's loss (ProGAN: 0.001)")
+    t.add_argument("--growth", type=json_object, help="progan growth schedule, e.g. '{\"stabilise\": 20000, "
+                                                      "\"fade\": 20000, \"batch\": {\"4\": 64}}' (images per "
+                                                      "phase; default: the growth takes the first half of the run)")
     t.add_argument("--r1-every", type=positive, default=T.r1_every, help="lazy R1: every N steps (StyleGAN2: 16)")
     t.add_argument("--pl-weight", type=float, default=T.pl_weight, help="path-length regularisation (StyleGAN2: 2)")
     t.add_argument("--pl-every", type=positive, default=T.pl_every, help="lazy path-length interval")
@@ -106,7 +110,7 @@ def preset_names() -> list[str]:
 
 def _config_from_args(a) -> RunConfig:
     from ganforge.errors import ConfigError
-    from ganforge.train.presets import preset_config
+    from ganforge.train.presets import FAMILY_TRAIN_DEFAULTS, preset_config
 
     if a.config and a.preset:
         raise ConfigError("--config and --preset both give a starting config: use one of them")
@@ -134,6 +138,13 @@ def _config_from_args(a) -> RunConfig:
         put(cfg.train, f, getattr(a, f))
     put(cfg.train, "g_betas", tuple(a.g_betas))
     put(cfg.train, "d_betas", tuple(a.d_betas))
+    put(cfg.train, "drift", a.drift)
+    if a.growth is not None:
+        cfg.train.growth = a.growth
+    if given is None:  # a family's own defaults where the user named none (a preset or config has its own)
+        for f, value in FAMILY_TRAIN_DEFAULTS.get(cfg.model.family, {}).items():
+            if f not in a.explicit:
+                setattr(cfg.train, f, value)
     if not cfg.data.source:
         raise ConfigError(f"preset {a.preset} needs DATA: a folder or .zip of your images, e.g. "
                           f"ganforge train ~/faces --preset {a.preset}")

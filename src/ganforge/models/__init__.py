@@ -13,6 +13,7 @@ from ganforge.models import (  # noqa: F401
     dcgan,
     layers,
     mlp,
+    progan,
     stylegan2,
 )
 from ganforge.models.registry import build, families, is_conditional, register

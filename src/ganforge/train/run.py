@@ -286,8 +286,8 @@ class Run:
         atomic_write_bytes(self.dir / "samples.png", frames[-1].read_bytes())
         out["grid"] = self.dir / "samples.png"
         # At most MAX_GIF_FRAMES evenly spaced grids (the last always), each opened and closed in turn.
-        keep = sorted({round(i * (len(frames) - 1) / max(1, MAX_GIF_FRAMES - 1))
-                       for i in range(min(len(frames), MAX_GIF_FRAMES))})
+        count = min(len(frames), MAX_GIF_FRAMES)
+        keep = sorted({round(i * (len(frames) - 1) / max(1, count - 1)) for i in range(count)})
         images = []
         for i in keep:
             with Image.open(frames[i]) as im:

@@ -8,6 +8,7 @@ data order and every random-number stream.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Mapping
 from contextlib import nullcontext
@@ -23,6 +24,7 @@ from ganforge.errors import CheckpointError, ConfigError, warn
 from ganforge.models.stylegan2 import set_precision
 from ganforge.storage.checkpoint import load_module, load_optimizer, module_tensors, optimizer_tensors
 from ganforge.train import distributed as ddp
+from ganforge.train import progan
 from ganforge.train import regularizers as reg
 from ganforge.train.augment.diffaug import diff_augment, parse_policy
 from ganforge.train.distributed import DistInfo
@@ -44,6 +46,7 @@ def complete_config(cfg: RunConfig, data: ImageDataset) -> RunConfig:
     if m.d_norm == "auto":
         m.d_norm = "none" if (m.spectral_norm or cfg.train.loss == "wgan-gp") else "batch"
     cfg.class_names = list(data.class_names) if m.num_classes else []
+    cfg.train.growth = progan.resolve(cfg)  # the schedule's defaults depend on the size and the run's length
     # The size before the border, so that loading this config again (resume, eval) gives the same images.
     cfg.data.resolution, cfg.data.channels = data.resolution - 2 * cfg.data.pad, data.channels
     return cfg
@@ -61,7 +64,7 @@ def validate(t, world_size: int = 1) -> None:
             raise ConfigError(f"{name} must be positive, got {getattr(t, name)}")
     if not 0 <= t.ema_decay < 1:
         raise ConfigError(f"ema_decay must be in [0, 1) (0 turns EMA off), got {t.ema_decay}")
-    for name in ("r1_gamma", "gp_weight", "pl_weight", "ema_kimg", "ema_rampup", "ada_target"):
+    for name in ("r1_gamma", "gp_weight", "drift", "pl_weight", "ema_kimg", "ema_rampup", "ada_target"):
         if getattr(t, name) < 0:
             raise ConfigError(f"{name} must not be negative, got {getattr(t, name)}")
     for name in ("style_mixing", "ada_p", "pl_decay"):
@@ -153,6 +156,7 @@ class Trainer:
         if self.device.type == "cpu":
             keep_freed_memory()
         tune_cudnn(self.device)
+        self.batch_size = t.batch_size  # the global batch now (ProGAN changes it per resolution)
         self.local_batch = t.batch_size // self.dist.world_size
         if cfg.data.normalize not in NORMALIZE:
             raise ConfigError(f"data.normalize must be one of {', '.join(NORMALIZE)}, got {cfg.data.normalize!r}")
@@ -207,11 +211,22 @@ class Trainer:
             set_precision(net, "bf16" if t.precision == "bf16" else "auto")
         self._autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16) if self.precision == "bf16"
                           else nullcontext())
+        self.growth = None
+        if progan.is_growing(cfg.model.family):
+            for b in progan.batch_sizes(cfg):
+                validate(dataclasses.replace(t, batch_size=b), self.dist.world_size)
+            self.growth = progan.Growth(cfg)
+            self._grow()
+
+    def _grow(self) -> None:
+        """ProGAN: networks, optimizers and batch size at the stage for the images seen so far."""
+        stage = self.growth.apply([self.G, self.D, self.G_ema], [self.opt_G, self.opt_D])
+        self.batch_size, self.local_batch = stage.batch, stage.batch // self.dist.world_size
 
     # ----------------------------------------------------------------- data and latents
     def _next_indices(self) -> torch.Tensor:
         """This rank's share of the next global batch, walking an epoch-wise random order."""
-        need, parts = self.cfg.train.batch_size, []
+        need, parts = self.batch_size, []
         while need:
             if self.pos >= len(self.perm):
                 self.perm, self.pos = torch.randperm(len(self.data), generator=self.data_gen), 0
@@ -231,6 +246,8 @@ class Trainer:
         if self.cfg.data.xflip:
             flip = (torch.rand(x.shape[0], generator=self.noise_gen) < 0.5).to(self.device)
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+        if self.growth is not None:
+            x = self.growth.reals(x)  # at the current resolution, faded in as G's images are
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         c = None if self.labels is None else self.labels[idx].to(self.device)
@@ -292,9 +309,12 @@ class Trainer:
                 self._g_reg(batch, stats)
         finally:
             self.D.requires_grad_(True)
+        if self.growth is not None:
+            stats["resolution"], stats["alpha"] = self.growth.stage.resolution, self.growth.stage.alpha
+        batch = self.batch_size
         self._end_step(stats)
         seconds = time.perf_counter() - start
-        return StepStats({"step": self.step_count, **stats, "img_per_s": t.batch_size * t.d_steps / seconds,
+        return StepStats({"step": self.step_count, **stats, "img_per_s": batch * t.d_steps / seconds,
                           "seconds": seconds})
 
     def step_d(self) -> StepStats:
@@ -341,6 +361,8 @@ class Trainer:
             loss_d = loss_d + t.gp_weight * gradient_penalty(D, real, fake.detach(), c_real, self.noise_gen)
         if t.r1_gamma > 0 and not self.lazy_r1:
             loss_d = loss_d + t.r1_gamma / 2 * r1_penalty(self._d_augmented, real, c_real)
+        if t.drift > 0:  # ProGAN's epsilon_drift: keeps the critic's outputs from drifting away from 0
+            loss_d = loss_d + t.drift * d_real.square().mean()
         self._apply(self.opt_D, D, loss_d)
         if self.ada_control is not None:
             self.ada_control.observe(d_real.detach())
@@ -379,7 +401,7 @@ class Trainer:
         if self.ada_control is not None:
             if self.dist.active:
                 self.ada_control.set_sums(ddp.sum_across(self.ada_control.sums()))
-            self.ada_control.update(self.ada, t.batch_size * t.d_steps)
+            self.ada_control.update(self.ada, self.batch_size * t.d_steps)
         if self.ada is not None:
             stats["ada_p"] = self.ada.p
         if self.dist.active:
@@ -387,6 +409,9 @@ class Trainer:
             ddp.broadcast_buffers(self.D)
         self._update_ema()
         self.step_count += 1
+        if self.growth is not None:
+            self.growth.advance(self.batch_size * t.d_steps)
+            self._grow()
 
     def _d_augmented(self, x: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         """D behind the augmentation, so that R1's gradient is taken w.r.t. the un-augmented image."""
@@ -396,7 +421,7 @@ class Trainer:
     def _update_ema(self) -> None:
         t = self.cfg.train
         if t.ema_kimg > 0:  # StyleGAN2: a half-life in images, independent of the batch size
-            beta = reg.ema_beta(t.batch_size, (self.step_count + 1) * t.batch_size * t.d_steps, t.ema_kimg,
+            beta = reg.ema_beta(self.batch_size, (self.step_count + 1) * self.batch_size * t.d_steps, t.ema_kimg,
                                 t.ema_rampup)
         else:
             decay = t.ema_decay
@@ -437,6 +462,8 @@ class Trainer:
             meta["ada_p"] = self.ada.p
         if self.ada_control is not None:
             meta["ada_control"] = self.ada_control.state_dict()
+        if self.growth is not None:
+            meta["growth_images"] = self.growth.images
         return tensors, meta
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str = "checkpoint"):
@@ -455,6 +482,9 @@ class Trainer:
                 self.ada.p = float(meta["ada_p"])
             if self.ada_control is not None and "ada_control" in meta:
                 self.ada_control.load_state_dict(meta["ada_control"])
+            if self.growth is not None:
+                self.growth.images = int(meta["growth_images"])
+                self._grow()
         except KeyError as e:
             raise CheckpointError(f"{source} lacks {e}: it is not a full training checkpoint") from e
         if len(self.perm) != len(self.data):
@@ -480,6 +510,8 @@ def init_weights(trainer: Trainer, run: str, tensors: dict[str, torch.Tensor], i
     load_module(trainer.G_ema, tensors, "G_ema" if "G_ema" in has else "G", run)
     if "D" in has:
         load_module(trainer.D, tensors, "D", run)
+    if trainer.growth is not None:
+        trainer._grow()  # the stage of this run's schedule, not the one the other run reached
     if trainer.dist.active:
         for net in (trainer.G, trainer.D, trainer.G_ema):
             ddp.broadcast_module(net)
