@@ -248,6 +248,7 @@ async function ensureSession() {
   dropSession();
   const data = await post("/api/sessions", { setup: st.setup });
   st.session = { id: data.id, setup: key };
+  document.body.dataset.session = data.id;
   resetViews();
   connect(data.id);
   $("timeline-gif").href = withToken(`/api/sessions/${data.id}/timeline.gif`);
@@ -259,6 +260,7 @@ function dropSession() {
   if (st.session) {
     const id = st.session.id;
     st.session = null;
+    delete document.body.dataset.session;
     del(`/api/sessions/${id}`, { quiet: true }).catch(() => {});
   }
   st.last = null;
