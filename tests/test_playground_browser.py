@@ -25,7 +25,7 @@ except ImportError as e:  # the server package is not there (yet)
     pytest.skip(f"the playground server cannot be imported ({e})", allow_module_level=True)
 
 from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import WebDriverException  # noqa: E402
+from selenium.common.exceptions import TimeoutException, WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -73,9 +73,23 @@ def server(tmp_path_factory):
     while not srv.started:
         assert thread.is_alive() and time.monotonic() < deadline, "the playground server did not start"
         time.sleep(0.05)
-    yield {"base": f"http://127.0.0.1:{port}", "runs": runs}
+    base = f"http://127.0.0.1:{port}"
+    warm_up(base)
+    yield {"base": base, "runs": runs}
     srv.should_exit = True
     thread.join(10)
+
+
+def warm_up(base: str) -> None:
+    """Make and drop one session first: the first one pays the process's one-time imports and data loads,
+    which on a busy machine would otherwise eat the first test's waits."""
+    import httpx
+
+    headers = {"X-Ganforge-Token": TOKEN}
+    with httpx.Client(base_url=base, headers=headers, timeout=300) as client:
+        made = client.post("/api/sessions", json={"setup": TINY})
+        assert made.status_code == 201, made.text
+        assert client.delete(f"/api/sessions/{made.json()['id']}").status_code == 204
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +107,12 @@ def browser():
     driver.quit()
 
 
-def wait(driver, what, timeout=20.0, message=""):
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: what(d), message)
+def wait(driver, what, timeout=60.0, message=""):
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: what(d))
+    except TimeoutException:  # say what the page said
+        shown = driver.execute_script("const m = document.getElementById('message'); return m && m.textContent")
+        pytest.fail(f"{message or 'timed out'}; the page's message: {shown!r}")
 
 
 def by_id(driver, id_):
@@ -102,6 +120,7 @@ def by_id(driver, id_):
 
 
 def open_page(driver, server, setup: dict | None = None):
+    driver.get("about:blank")  # a fresh page: a URL differing only in its hash would not reload it
     driver.get(f"{server['base']}/?token={TOKEN}" + (setup_hash(setup) if setup else ""))
     wait(driver, lambda d: d.execute_script("return document.body.dataset.ready") == "1", message="page not ready")
     # the shape check has answered and found the setup good
@@ -250,6 +269,10 @@ def test_a_shared_link_opens_the_same_setup(server, browser):
     assert len(browser.find_elements(By.CSS_SELECTOR, "#d-layers li.layer")) == 6
     assert float(by_id(browser, "g-lr").get_attribute("value")) == 0.0123
     assert by_id(browser, "data-source").get_attribute("value") == "digits"
+    # a link pasted into the same tab changes only the hash: the page follows it too
+    browser.execute_script("location.hash = arguments[0]", setup_hash(TINY))
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#d-layers li.layer")) == 4)
+    assert float(by_id(browser, "g-lr").get_attribute("value")) == 0.001
     # without the token the page asks for it instead of failing call by call
     browser.get(link)
     wait(browser, lambda d: by_id(d, "token-form").is_displayed())

@@ -604,6 +604,16 @@ async function main() {
     showMessage(`the link's #setup= part cannot be read (${err.message}): starting from the default preset`);
   }
   setSetup(setup || clone(presetFor("images")[1]));
+  // A shared link pasted into this tab changes only the hash: load its setup (our own writes use
+  // history.replaceState, which fires no hashchange).
+  window.addEventListener("hashchange", () => {
+    try {
+      const next = setupFromHash();
+      if (next && JSON.stringify(completeSetup(next)) !== JSON.stringify(st.setup)) setSetup(next);
+    } catch (err) {
+      showMessage(`the link's #setup= part cannot be read (${err.message}): keeping the current setup`);
+    }
+  });
   document.body.dataset.ready = "1"; // for tests: the page has its meta and setup
 }
 
