@@ -3,7 +3,7 @@ TRAIN, STOP, a broken layer, the 2-D heat-map, export then `ganforge generate`, 
 
 The server is the real app (``create_app``) under uvicorn in a thread. Setups are tiny (the 8x8 ``digits``,
 small MLPs) so the whole file stays quick. Set ``GANFORGE_PLAYGROUND_SCREENSHOTS=docs/img`` to also write
-the README's screenshots there (the images mode then trains the GAN Playground preset on MNIST for longer)."""
+the README's screenshots there (the images mode then trains the dcgan preset on MNIST, both for longer)."""
 from __future__ import annotations
 
 import base64
@@ -28,7 +28,7 @@ from selenium import webdriver  # noqa: E402
 from selenium.common.exceptions import TimeoutException, WebDriverException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
 
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -167,7 +167,11 @@ def save_shot(driver, tmp_path, name: str) -> Path:
 
 
 def test_train_changes_the_generated_images_shows_p_real_and_stop_stops(server, browser, tmp_path):
-    open_page(browser, server, None if SHOTS else TINY)
+    open_page(browser, server, TINY)
+    if SHOTS:  # a README picture: a preset that learns digits in a few thousand steps
+        Select(by_id(browser, "preset")).select_by_value("dcgan")
+        wait(browser, lambda d: by_id(d, "btn-train").is_enabled() and by_id(d, "data-source").get_attribute("value")
+             == "mnist")
     click(browser, "btn-train")
     first = wait(browser, lambda d: by_id(d, "fake-images").get_attribute("src") or False,
                  message="no generated image arrived")
@@ -178,8 +182,8 @@ def test_train_changes_the_generated_images_shows_p_real_and_stop_stops(server, 
     texts = [e.get_attribute("textContent") for e in labels]
     assert all(t.startswith("real ") and t.endswith("%") and 0 <= float(t[5:-1]) <= 100 for t in texts), texts
     wait(browser, lambda d: step_count(d) > 1, message="the step count does not move")
-    if SHOTS:  # a README picture: let the GAN Playground preset learn something first
-        wait(browser, lambda d: step_count(d) >= 1500, timeout=600)
+    if SHOTS:
+        wait(browser, lambda d: step_count(d) >= 1500, timeout=1200)
     stop_and_settle(browser)
     stopped_at = step_count(browser)
     time.sleep(1.0)  # several update intervals: a step counter still moving would show it

@@ -378,7 +378,7 @@ function drawImages(im, step) {
   if (im.real) $("real-images").src = im.real;
   if (im.fake) $("fake-images").src = im.fake;
   if (im.fixed) $("fixed-grid").src = im.fixed;
-  for (const id of ["real-images", "fake-images", "fixed-grid"]) $(id).style.width = `${cols * 52}px`;
+  for (const id of ["real-images", "fake-images"]) $(id).style.width = `${cols * 52}px`;
   labels($("p-real-real"), im.p_real, cols);
   labels($("p-real-fake"), im.p_fake, cols);
   // "results over time": the fixed-latent grid at steps spaced ever wider apart (1, 2, 3, 5, 8, ...)
