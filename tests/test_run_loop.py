@@ -168,7 +168,7 @@ def test_config_errors_come_before_the_data_is_read(tmp_path, monkeypatch, capsy
 
 
 @pytest.mark.parametrize("field,value,message", [("loss", "foo", "unknown loss 'foo'"),
-                                                 ("g_opt", "adagrad", "unknown g_opt 'adagrad'"),
+                                                 ("g_opt", "lbfgs", "unknown g_opt 'lbfgs'"),
                                                  ("precision", "fp8", "precision must be auto, fp32 or bf16")])
 def test_config_file_errors_come_before_the_data_is_read(tmp_path, monkeypatch, capsys, field, value, message):
     monkeypatch.setattr(ganforge.data, "load_dataset", lambda *a, **k: pytest.fail("the data was loaded"))

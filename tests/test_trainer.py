@@ -89,7 +89,7 @@ def test_class_conditional_training(tiny_cfg, digits):
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("g_opt", "adagrad", "unknown optimizer 'adagrad'"), ("d_lr", -1.0, "d_lr must be positive"),
+    ("g_opt", "lbfgs", "unknown optimizer 'lbfgs'"), ("d_lr", -1.0, "d_lr must be positive"),
     ("ema_decay", 1.0, r"ema_decay must be in \[0, 1\)"), ("g_betas", (0.5, 1.5), "g_betas must lie in"),
     ("r1_gamma", -2.0, "r1_gamma must not be negative"), ("loss", "bce", "unknown loss 'bce'"),
     ("precision", "fp8", "precision must be auto, fp32 or bf16"),

@@ -28,6 +28,7 @@ class DataConfig:
     xflip: bool = False  # random horizontal flips during training
     cache: bool = True  # keep a preprocessed uint8 copy so later runs skip decoding
     pad: int = 0  # black border added on every side after resizing (MNIST 28 + 2 * 2 = 32 for StyleGAN2)
+    normalize: str = "[-1,1]"  # the real images' scale in training: [-1,1], [0,1] or none (raw 0..255)
 
 
 @dataclass
@@ -61,6 +62,8 @@ class TrainConfig:
     d_lr: float = 2e-4
     g_betas: tuple[float, float] = (0.5, 0.999)
     d_betas: tuple[float, float] = (0.5, 0.999)
+    g_momentum: float = 0.0  # the "momentum" optimizer's momentum (the others ignore it)
+    d_momentum: float = 0.0
     d_steps: int = 1  # discriminator steps per generator step
     ema_decay: float = 0.999  # generator EMA; 0 disables it
     r1_gamma: float = 0.0  # R1 penalty weight on real images; 0 disables it

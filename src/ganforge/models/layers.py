@@ -163,6 +163,28 @@ def describe(layers, input_shape, net: str = "network") -> list[tuple[str, list[
     return [(_label(t, p), list(out)) for t, p, _, out in _plan(layers, input_shape, net)]
 
 
+def layer_shapes(layers, input_shape, net: str = "network") -> tuple[list[list[int]], tuple[int, str] | None]:
+    """Each layer's output shape (no batch dim) up to the first layer that fails, and that failure as
+    ``(index, message)`` (None when every layer applies), so an editor can mark the offending layer."""
+    if not isinstance(layers, list):
+        raise ConfigError(f"{net} layers must be a list of objects, got {type(layers).__name__}")
+    shapes: list[list[int]] = []
+    for i in range(len(layers)):
+        try:
+            plan = _plan(layers[: i + 1], input_shape, net)
+        except ConfigError as e:
+            return shapes, (i, str(e))
+        shapes.append(list(plan[-1][3]))
+    return shapes, None
+
+
+def build_body(layers, input_shape, net: str = "network", discriminator: bool = False) -> nn.Module:
+    """An unconditional network from a layer list over any input shape (e.g. 2-D points): a
+    ``LayerDiscriminator`` (one logit per row) when ``discriminator`` is set, else a ``LayerGenerator``."""
+    plan = _plan(layers, input_shape, net)
+    return LayerDiscriminator(plan, 0, False) if discriminator else LayerGenerator(plan, 0)
+
+
 class _Reshape(nn.Module):
     def __init__(self, shape):
         super().__init__()
@@ -247,3 +269,9 @@ def build(cfg: ModelConfig) -> tuple[nn.Module, nn.Module]:
         raise ConfigError("a class-conditional `layers` discriminator needs an fc layer "
                           "(its input is projected onto the class embedding)")
     return LayerGenerator(g_plan, cfg.num_classes), LayerDiscriminator(d_plan, cfg.num_classes, cfg.spectral_norm)
+
+
+# The same networks conditioned on the class (G's one-hot input, D's projection): a conditional family, so that
+# the trainer fills num_classes from the data and `ganforge generate --class` applies.
+register("clayers", "class-conditional `layers` family (one-hot class input to G, projection D)",
+         conditional=True)(build)

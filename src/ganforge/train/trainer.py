@@ -74,6 +74,9 @@ def validate(t, world_size: int = 1) -> None:
     for name in ("g_betas", "d_betas"):
         if not all(0 <= b < 1 for b in getattr(t, name)):
             raise ConfigError(f"{name} must lie in [0, 1), got {list(getattr(t, name))}")
+    for name in ("g_momentum", "d_momentum"):
+        if not 0 <= getattr(t, name) < 1:
+            raise ConfigError(f"{name} must lie in [0, 1), got {getattr(t, name)}")
     if t.batch_size % world_size:
         raise ConfigError(f"batch size {t.batch_size} does not split over {world_size} processes")
 
@@ -122,12 +125,20 @@ OPTIMIZERS = {
     "adam": lambda params, lr, betas: torch.optim.Adam(params, lr=lr, betas=betas, foreach=True),
     "sgd": lambda params, lr, betas: torch.optim.SGD(params, lr=lr, momentum=betas[0], foreach=True),  # momentum
     "rmsprop": lambda params, lr, betas: torch.optim.RMSprop(params, lr=lr, alpha=betas[1], foreach=True),
+    # SGD with its own momentum field (g_momentum / d_momentum), as the browser GAN Playground offers it.
+    "momentum": lambda params, lr, betas, momentum=0.0: torch.optim.SGD(params, lr=lr, momentum=momentum,
+                                                                        foreach=True),
+    "adagrad": lambda params, lr, betas: torch.optim.Adagrad(params, lr=lr, foreach=True),
+    "adadelta": lambda params, lr, betas: torch.optim.Adadelta(params, lr=lr, foreach=True),
 }
+NORMALIZE = ("[-1,1]", "[0,1]", "none")  # data.normalize: the real images' scale (G's output should match it)
 
 
-def _optimizer(name: str, params, lr: float, betas) -> torch.optim.Optimizer:
+def _optimizer(name: str, params, lr: float, betas, momentum: float = 0.0) -> torch.optim.Optimizer:
     if name not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer '{name}'; choose {', '.join(OPTIMIZERS)}")
+    if name == "momentum":  # the one builder with a third number
+        return OPTIMIZERS[name](params, lr, betas, momentum=momentum)
     return OPTIMIZERS[name](params, lr, betas)
 
 
@@ -143,6 +154,8 @@ class Trainer:
             keep_freed_memory()
         tune_cudnn(self.device)
         self.local_batch = t.batch_size // self.dist.world_size
+        if cfg.data.normalize not in NORMALIZE:
+            raise ConfigError(f"data.normalize must be one of {', '.join(NORMALIZE)}, got {cfg.data.normalize!r}")
         self.loss = get_loss(t.loss)
         self.aug = parse_policy(t.diffaug)
         self.data = data
@@ -163,8 +176,8 @@ class Trainer:
         # Lazy regularisation adds steps to one network's optimizer: retune Adam as StyleGAN2 does.
         g_lr, g_betas = reg.lazy_adam(t.g_lr, t.g_betas, t.pl_every if self.lazy_pl and t.g_opt == "adam" else 1)
         d_lr, d_betas = reg.lazy_adam(t.d_lr, t.d_betas, t.r1_every if self.lazy_r1 and t.d_opt == "adam" else 1)
-        self.opt_G = _optimizer(t.g_opt, self.G.parameters(), g_lr, g_betas)
-        self.opt_D = _optimizer(t.d_opt, self.D.parameters(), d_lr, d_betas)
+        self.opt_G = _optimizer(t.g_opt, self.G.parameters(), g_lr, g_betas, t.g_momentum)
+        self.opt_D = _optimizer(t.d_opt, self.D.parameters(), d_lr, d_betas, t.d_momentum)
         self.path_length = reg.PathLength(t.pl_decay)
         self.ada = self.ada_control = None
         if t.ada_target > 0 or t.ada_p > 0:
@@ -212,7 +225,9 @@ class Trainer:
 
     def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         idx = self._next_indices().to(self.images.device)
-        x = self.images[idx].to(self.device, torch.float32) / 127.5 - 1
+        x = self.images[idx].to(self.device, torch.float32)
+        norm = self.cfg.data.normalize
+        x = x / 127.5 - 1 if norm == "[-1,1]" else x / 255 if norm == "[0,1]" else x
         if self.cfg.data.xflip:
             flip = (torch.rand(x.shape[0], generator=self.noise_gen) < 0.5).to(self.device)
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
@@ -281,6 +296,34 @@ class Trainer:
         seconds = time.perf_counter() - start
         return StepStats({"step": self.step_count, **stats, "img_per_s": t.batch_size * t.d_steps / seconds,
                           "seconds": seconds})
+
+    def step_d(self) -> StepStats:
+        """One discriminator update alone (the playground's "D only" step): no G update, no EMA update, and
+        the step count (which counts G updates) stays. Lazy regularisers are not run."""
+        start = time.perf_counter()
+        self.G.train()
+        self.D.train()
+        stats: dict[str, Any] = {}
+        self._d_main(keep_fake_graph=False, stats=stats)
+        return StepStats({"step": self.step_count, **stats, "seconds": time.perf_counter() - start})
+
+    def step_g(self) -> StepStats:
+        """One generator update alone on fresh latents (the playground's "G only" step); it counts as a step
+        and updates the EMA. Lazy regularisers are not run."""
+        start = time.perf_counter()
+        self.G.train()
+        self.D.train()
+        stats: dict[str, Any] = {}
+        z, c = self._latents()
+        with self._autocast:
+            fake = self._generate(z, c)
+        self.D.requires_grad_(False)
+        try:
+            self._g_main(Batch(fake, None, z, c, fake), stats)
+        finally:
+            self.D.requires_grad_(True)
+        self._end_step(stats)
+        return StepStats({"step": self.step_count, **stats, "seconds": time.perf_counter() - start})
 
     def _d_main(self, keep_fake_graph: bool, stats: dict) -> Batch:
         """D's main phase: real up, fake down (with the non-lazy R1 or WGAN-GP penalty). On the last D step
