@@ -96,6 +96,7 @@ function renderStats() {
   const box = $("data-stats");
   const up = st.uploads[s.data.source];
   const stats = (up && up.stats) || (st.check && st.check.data) || null;
+  const shape = st.check && st.check.input && st.check.input.d;
   const desc = st.meta.datasets[s.data.source];
   const parts = [];
   if (typeof desc === "string") parts.push(desc);
@@ -104,6 +105,8 @@ function renderStats() {
     if (stats.shape) parts.push(`input shape: [${stats.shape.join(", ")}]`);
     if (stats.classes) parts.push(`classes: ${stats.classes.length} (${stats.classes.slice(0, 12).join(", ")}${stats.classes.length > 12 ? ", …" : ""})`);
     if (stats.skipped) parts.push(`skipped: ${stats.skipped}`);
+  } else if (shape && s.mode !== "2d") {
+    parts.push(`input shape: [${shape.join(", ")}]`);
   } else if (desc && typeof desc === "object") {
     for (const [k, v] of Object.entries(desc)) parts.push(`${k}: ${Array.isArray(v) ? v.join(", ") : v}`);
   }
@@ -219,6 +222,8 @@ async function runCheck() {
   st.checkOk = !!data.ok;
   for (const n of NETS) st.editors[n].showCheck(data[n], (data.errors || []).filter((e) => e.net === n));
   for (const n of NETS) {
+    const inp = data.input && data.input[n];
+    $(n + "-input").textContent = inp ? `input [${inp.join(", ")}]` : "";
     const p = data.params && data.params[n];
     $(n + "-params").textContent = p !== undefined && p !== null ? `${p.toLocaleString("en")} parameters` : "";
   }
@@ -339,6 +344,7 @@ function drawPending() {
   $("gen-rate").textContent = num(u.generations_per_s, 0);
   $("gen-ms").textContent = num(u.gen_ms, 2);
   $("run-state").textContent = u.state;
+  if (u.error) showMessage(u.error); // training stopped on a failure: say why
   updateButtons();
   if (u.images) drawImages(u.images, u.step);
   if (u.plane) {
@@ -403,6 +409,10 @@ async function upload(files, kind) {
   const form = new FormData();
   for (const f of files) form.append("file", f, f.name);
   form.append("kind", kind);
+  if (kind === "images") {
+    form.append("resolution", $("upload-res").value);
+    if ($("upload-channels").value) form.append("channels", $("upload-channels").value);
+  }
   showMessage(`uploading ${files.length} file(s)…`, "info");
   try {
     const data = await api("POST", "/api/uploads", undefined, { form });
