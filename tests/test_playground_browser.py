@@ -281,3 +281,65 @@ def test_a_shared_link_opens_the_same_setup(server, browser):
     browser.get(link)
     wait(browser, lambda d: by_id(d, "token-form").is_displayed())
     assert "token" in by_id(browser, "message").text
+
+
+def reveal(driver, element):
+    """File inputs sit hidden inside their label buttons; Selenium types paths only into visible ones."""
+    driver.execute_script("arguments[0].hidden = false", element)
+    return element
+
+
+def test_uploaded_images_become_the_data_and_a_bad_upload_says_why(server, browser, tmp_path):
+    import io
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    zpath = tmp_path / "mine.zip"
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(zpath, "w") as z:
+        for i in range(12):
+            buf = io.BytesIO()
+            Image.fromarray(rng.integers(0, 256, (20, 20), dtype=np.uint8)).save(buf, "PNG")
+            z.writestr(f"{'ab'[i % 2]}/{i}.png", buf.getvalue())
+    open_page(browser, server, TINY)
+    set_input(browser, by_id(browser, "upload-res"), "8")
+    reveal(browser, by_id(browser, "upload-images")).send_keys(str(zpath))
+    wait(browser, lambda d: by_id(d, "data-source").get_attribute("value").startswith("upload:"),
+         message="the upload did not become the data")
+    wait(browser, lambda d: "examples: 12" in by_id(d, "data-stats").text, message="no upload statistics")
+    assert "input shape: [1, 8, 8]" in by_id(browser, "data-stats").text
+    wait(browser, lambda d: by_id(d, "btn-train").is_enabled(), message="the uploaded 8x8 images do not fit TINY")
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    reveal(browser, by_id(browser, "upload-images")).send_keys(str(bad))
+    text = wait(browser, lambda d: (t := by_id(d, "message").text) and "uploading" not in t and
+                not t.startswith("uploaded") and t, message="no message for a bad upload")
+    assert text.startswith("no usable images in the upload"), text
+    assert by_id(browser, "data-source").get_attribute("value").startswith("upload:")  # the good upload stays
+
+
+def test_the_explore_tab_renders_an_exported_run(server, browser):
+    import httpx
+
+    with httpx.Client(base_url=server["base"], headers={"X-Ganforge-Token": TOKEN}, timeout=120) as client:
+        sid = client.post("/api/sessions", json={"setup": TINY}).json()["id"]
+        assert client.post(f"/api/sessions/{sid}/control", json={"action": "step"}).status_code == 200
+        made = client.post(f"/api/sessions/{sid}/export", json={"name": "explore-me"})
+        assert made.status_code == 200, made.text
+        client.delete(f"/api/sessions/{sid}")
+    open_page(browser, server, TINY)
+    click(browser, "tab-explore")
+    wait(browser, lambda d: "explore-me" in [o.get_attribute("value") for o in
+                                             d.find_elements(By.CSS_SELECTOR, "#ex-runs option")])
+    Select(by_id(browser, "ex-runs")).select_by_value("explore-me")
+    click(browser, "ex-load")
+    first = wait(browser, lambda d: (s := by_id(d, "ex-image").get_attribute("src")) and s.startswith("data:") and s,
+                 message="no sample rendered")
+    assert first.startswith("data:image/png;base64,")
+    set_input(browser, by_id(browser, "ex-seed"), "7")
+    wait(browser, lambda d: by_id(d, "ex-image").get_attribute("src") not in (first, None),
+         message="a new seed rendered the same image")
+    assert by_id(browser, "ex-download").get_attribute("href") == by_id(browser, "ex-image").get_attribute("src")
+    assert by_id(browser, "ex-download").get_attribute("download") == "ganforge-seed7.png"
