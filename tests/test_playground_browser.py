@@ -324,7 +324,9 @@ def test_the_explore_tab_renders_an_exported_run(server, browser):
     import httpx
 
     with httpx.Client(base_url=server["base"], headers={"X-Ganforge-Token": TOKEN}, timeout=120) as client:
-        sid = client.post("/api/sessions", json={"setup": TINY}).json()["id"]
+        made = client.post("/api/sessions", json={"setup": {**TINY, "conditional": True}})
+        assert made.status_code == 201, made.text
+        sid = made.json()["id"]
         assert client.post(f"/api/sessions/{sid}/control", json={"action": "step"}).status_code == 200
         made = client.post(f"/api/sessions/{sid}/export", json={"name": "explore-me"})
         assert made.status_code == 200, made.text
@@ -341,5 +343,10 @@ def test_the_explore_tab_renders_an_exported_run(server, browser):
     set_input(browser, by_id(browser, "ex-seed"), "7")
     wait(browser, lambda d: by_id(d, "ex-image").get_attribute("src") not in (first, None),
          message="a new seed rendered the same image")
+    seeded = by_id(browser, "ex-image").get_attribute("src")
+    assert by_id(browser, "ex-class-row").is_displayed()  # the run is conditional: a class choice
+    Select(by_id(browser, "ex-class")).select_by_value("3")
+    wait(browser, lambda d: by_id(d, "ex-image").get_attribute("src") != seeded,
+         message="choosing a class rendered the same image")
     assert by_id(browser, "ex-download").get_attribute("href") == by_id(browser, "ex-image").get_attribute("src")
     assert by_id(browser, "ex-download").get_attribute("download") == "ganforge-seed7.png"

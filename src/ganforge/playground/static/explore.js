@@ -16,7 +16,8 @@ export class Explorer {
     $("ex-load").addEventListener("click", () => this.load());
     for (const id of ["ex-seed", "ex-psi", "ex-class", "ex-interp-on", "ex-seed-b", "ex-t", "ex-mix-on",
       "ex-mix-seed", "ex-mix-layer", "ex-space"]) {
-      $(id).addEventListener("input", () => this.schedule());
+      // both: a select may report a choice only as "change"; the debounce renders once
+      for (const ev of ["input", "change"]) $(id).addEventListener(ev, () => this.schedule());
     }
     $("ex-random").addEventListener("click", () => {
       $("ex-seed").value = Math.floor(Math.random() * 100000);
