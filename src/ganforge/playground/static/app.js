@@ -284,6 +284,10 @@ function connect(id) {
   });
   es.addEventListener("error", () => {
     if (st.events === es && es.readyState === EventSource.CLOSED) {
+      // the server ended the session (idle timeout, restart): the next TRAIN or STEP makes a new one
+      st.events = null;
+      st.session = null;
+      delete document.body.dataset.session;
       showMessage("live updates stopped: the session has ended on the server; press TRAIN for a new one");
     }
   });
