@@ -350,3 +350,36 @@ def test_the_explore_tab_renders_an_exported_run(server, browser):
          message="choosing a class rendered the same image")
     assert by_id(browser, "ex-download").get_attribute("href") == by_id(browser, "ex-image").get_attribute("src")
     assert by_id(browser, "ex-download").get_attribute("download") == "ganforge-seed7.png"
+
+
+def test_points_drawn_with_the_mouse_or_pasted_become_the_2d_data(server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    open_page(browser, server, TINY)
+    click(browser, "mode-2d")
+    wait(browser, lambda d: by_id(d, "heatmap").is_displayed())
+    click(browser, "btn-brush")
+    ActionChains(browser).move_to_element_with_offset(by_id(browser, "heatmap"), -80, 0).click_and_hold() \
+        .move_by_offset(40, 20).move_by_offset(40, 20).move_by_offset(40, -40).release().perform()
+    wait(browser, lambda d: by_id(d, "dist").get_attribute("value") == "drawn")
+    drawn = browser.execute_script("return JSON.parse(atob(location.hash.slice(7).replace(/-/g, '+')"
+                                   ".replace(/_/g, '/'))).data2d")
+    assert drawn["distribution"] == "drawn" and len(drawn["points"]) >= 4
+    assert by_id(browser, "drawn-count").text == f"{len(drawn['points'])} points"
+    assert all(-10 < x < 10 and -10 < y < 10 for x, y in drawn["points"])
+    wait(browser, lambda d: by_id(d, "btn-train").is_enabled(), message="the server refuses the drawn points")
+    browser.execute_script("document.querySelector('#data-2d details').open = true")
+    by_id(browser, "csv-text").send_keys("x,y\n0,0\n1,1\n0.5,-0.25\n")
+    click(browser, "btn-csv-use")
+    wait(browser, lambda d: by_id(d, "drawn-count").text == "3 points")
+    wait(browser, lambda d: by_id(d, "btn-train").is_enabled())
+
+
+def test_g_step_and_reset(server, browser):
+    open_page(browser, server, TINY)
+    click(browser, "btn-step-g")
+    wait(browser, lambda d: step_count(d) == 1, message="G-STEP did not make one step")
+    click(browser, "btn-step")
+    wait(browser, lambda d: step_count(d) == 2, message="STEP did not make one more step")
+    click(browser, "btn-reset")
+    wait(browser, lambda d: step_count(d) == 0 and server_state(d).get("step") == 0, message="RESET kept the steps")
