@@ -88,6 +88,15 @@ def test_several_image_files_and_the_default_resolution_of_ganforge_train(client
     assert client.app.state.uploads["u1"].labels is None
 
 
+def test_a_picked_folder_s_sub_folders_become_the_classes(client):
+    # what the page's "upload folder" sends: each file named by its path inside the picked folder
+    r = post(client, [("pets/cat/a.png", png(color=10)), ("pets/cat/b.png", png(color=20)),
+                      ("pets/dog/c.png", png(color=30))], resolution="8")
+    assert r.status_code == 201, r.text
+    assert r.json()["stats"]["classes"] == ["cat", "dog"]
+    assert client.app.state.uploads["u1"].labels.tolist() == [0, 0, 1]
+
+
 def test_color_modes_are_converted_as_ganforge_train_converts_them(client):
     sixteen = Image.fromarray(np.full((4, 4), 65535, np.uint16))
     buf = io.BytesIO()

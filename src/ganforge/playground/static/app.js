@@ -411,7 +411,8 @@ function drawImages(im, step) {
 async function upload(files, kind) {
   if (!files.length) return null;
   const form = new FormData();
-  for (const f of files) form.append("file", f, f.name);
+  // a picked folder's files carry their path inside it, whose sub-folders are the classes
+  for (const f of files) form.append("file", f, f.webkitRelativePath || f.name);
   form.append("kind", kind);
   if (kind === "images") {
     form.append("resolution", $("upload-res").value);
@@ -478,11 +479,13 @@ function wire() {
   $("data-source").addEventListener("change", () => { st.setup.data.source = $("data-source").value; renderStats(); changed(); });
   $("data-normalize").addEventListener("change", () => { st.setup.data.normalize = $("data-normalize").value; changed(); });
   $("conditional").addEventListener("change", () => { st.setup.conditional = $("conditional").checked; changed(); });
-  $("upload-images").addEventListener("change", async (e) => {
-    const key = await upload([...e.target.files], "images");
-    e.target.value = "";
-    if (key) { st.setup.data.source = key; renderData(); changed(); }
-  });
+  for (const id of ["upload-images", "upload-folder"]) {
+    $(id).addEventListener("change", async (e) => {
+      const key = await upload([...e.target.files], "images");
+      e.target.value = "";
+      if (key) { st.setup.data.source = key; renderData(); changed(); }
+    });
+  }
 
   $("dist").addEventListener("change", () => {
     st.setup.data2d.distribution = $("dist").value;
