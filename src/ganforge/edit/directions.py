@@ -346,7 +346,7 @@ def fit_svm(x: torch.Tensor, scores: np.ndarray, fraction: float = DEFAULT_FRACT
         raise ConfigError("every sample has the same score, so no direction separates them: check the labels "
                           "or the classifier")
     X = x.double().numpy()[sel]
-    svm = LinearSVC(C=1.0, max_iter=20000).fit(X, y)
+    svm = LinearSVC(C=1.0, dual=False, max_iter=5000).fit(X, y)  # primal: fast for many samples, few dims
     normal = torch.from_numpy(svm.coef_[0].copy()).float()
     return normal / normal.norm().clamp_min(1e-12), float(svm.score(X, y))
 
