@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
                     "Seed s is the image `ganforge generate RUN --n 1 --seed s` draws (conditional runs: class "
                     "s mod the number of classes, unless --class). Edit with `ganforge edit`.")
     p.add_argument("run", help="run directory (or its checkpoint)")
-    p.add_argument("--method", choices=["sefa", "pca", "svm"], required=True, help="how to find the directions")
+    p.add_argument("--method", choices=["sefa", "pca", "svm"], default="sefa", help="how to find the directions")
     p.add_argument("--out", required=True, help="directions file to write (.npz)")
     p.add_argument("--space", choices=["z", "w"], help="latent space (None: w for StyleGAN2 runs, else z)")
     p.add_argument("--layers", help="w layers, e.g. 0-5, coarse, middle, fine (None: all); sefa reads these "
