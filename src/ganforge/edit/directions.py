@@ -401,12 +401,12 @@ def find_directions(G, method: str, *, space: str | None = None, layers: str | S
 
     if method == "sefa":
         vectors, values = sefa(G, space, layer_list, min(k, dim))
-        seeds = list(range(seed, seed + min(n, STD_SAMPLES)))
-        c = seed_classes(G, seeds, class_index)
-        x = to_space(G, seed_z(G, seeds), c, space)
+        m = min(n, STD_SAMPLES)  # only for the unit of strength: one batch of latents is enough (and fast)
+        c = seed_classes(G, range(m), class_index)
+        x = to_space(G, latents(G, m, seed), c, space)
         std = projection_std(class_centred(x, centre_by_class(G, space, c)), vectors)
         return Directions(vectors.numpy(), [f"sefa{i}" for i in range(len(vectors))], std.numpy(), space, method,
-                          network_identity(G, family), layer_list, values.numpy(), info | {"n": len(seeds)})
+                          network_identity(G, family), layer_list, values.numpy(), info | {"n": m})
 
     if method == "pca":
         seeds = list(range(seed, seed + n))
