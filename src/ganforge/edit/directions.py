@@ -457,15 +457,14 @@ def find_directions(G, method: str, *, space: str | None = None, layers: str | S
             return attributes.call_scores(classifier, images, classifier_name)
         return attributes.measure(what, images, crop)
 
-    groups = c if c is not None else None
     x = class_centred(to_space(G, z, c, space), centre_by_class(G, space, c))
-    main, acc = fit_svm(x, scores_of(target), fraction, groups)
+    main, acc = fit_svm(x, scores_of(target), fraction, c)
     label = name or target
     vecs, names, vals = [main], [label], [acc]
     if conditions:
         others = []
         for cond in conditions:
-            d, a = fit_svm(x, scores_of(cond), fraction, groups)
+            d, a = fit_svm(x, scores_of(cond), fraction, c)
             others.append(d)
             names.append(cond)
             vals.append(a)
