@@ -100,7 +100,8 @@ def measure_run(kind: str, run: Path, a) -> dict:
                        "slant_change_per_seed": round(float(np.mean(np.abs(slant_delta))), 4),
                        "thickness_change": round(float(np.mean(thick_delta)), 3)}
     for key in ("slant_change", "slant_change_per_seed"):
-        result[f"{key}_ratio"] = round(result["conditional"][key] / max(result["plain"][key], 1e-12), 3)
+        plain = result["plain"][key]
+        result[f"{key}_ratio"] = round(result["conditional"][key] / plain, 3) if plain > 0 else float("nan")
     return result
 
 
