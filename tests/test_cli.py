@@ -178,3 +178,16 @@ def test_mp4_without_the_ffmpeg_writer_fails_before_rendering(run_dir, tmp_path,
                                        "package: pip install imageio imageio-ffmpeg (ganforge's 'video' extra); "
                                        "or write a .gif\n")
     assert not (tmp_path / "loop.mp4").exists()
+
+
+def test_train_offers_every_optimizer_the_trainer_has(tmp_path):
+    from ganforge.cli.train import OPTIMIZER_NAMES
+    from ganforge.train.trainer import OPTIMIZERS
+
+    assert sorted(OPTIMIZER_NAMES) == sorted(OPTIMIZERS)
+    out = tmp_path / "run"
+    code = main(["train", "digits", "--family", "mlp", "--steps", "1", "--batch-size", "4", "--g-opt", "momentum",
+                 "--g-momentum", "0.5", "--d-opt", "adadelta", "--out", str(out), "--quiet"])
+    assert code == 0
+    saved = json.loads((out / "config.json").read_text())["train"]
+    assert (saved["g_opt"], saved["g_momentum"], saved["d_opt"]) == ("momentum", 0.5, "adadelta")

@@ -9,6 +9,8 @@ from ganforge.cli.common import FMT, json_object, layers_arg, non_negative, posi
 from ganforge.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
 D, M, T = DataConfig(), ModelConfig(), TrainConfig()
+# train/trainer.py's OPTIMIZERS (not imported: the CLI starts without torch); sgd's momentum is betas[0]
+OPTIMIZER_NAMES = ["adam", "sgd", "momentum", "rmsprop", "adagrad", "adadelta"]
 
 
 def add_parser(sub):
@@ -47,12 +49,14 @@ def add_parser(sub):
     t.add_argument("--steps", type=positive, default=T.steps, help="generator steps")
     t.add_argument("--batch-size", type=positive, default=T.batch_size, help="global batch size")
     t.add_argument("--loss", choices=["ns", "hinge", "lsgan", "wgan-gp"], default=T.loss, help="GAN objective")
-    t.add_argument("--g-opt", choices=["adam", "sgd", "rmsprop"], default=T.g_opt, help="generator optimizer")
-    t.add_argument("--d-opt", choices=["adam", "sgd", "rmsprop"], default=T.d_opt, help="discriminator optimizer")
+    t.add_argument("--g-opt", choices=OPTIMIZER_NAMES, default=T.g_opt, help="generator optimizer")
+    t.add_argument("--d-opt", choices=OPTIMIZER_NAMES, default=T.d_opt, help="discriminator optimizer")
     t.add_argument("--g-lr", type=float, default=T.g_lr, help="generator learning rate")
     t.add_argument("--d-lr", type=float, default=T.d_lr, help="discriminator learning rate")
     t.add_argument("--g-betas", type=float, nargs=2, default=T.g_betas, help="generator Adam betas")
     t.add_argument("--d-betas", type=float, nargs=2, default=T.d_betas, help="discriminator Adam betas")
+    t.add_argument("--g-momentum", type=float, default=T.g_momentum, help="generator momentum (--g-opt momentum)")
+    t.add_argument("--d-momentum", type=float, default=T.d_momentum, help="discriminator momentum (--d-opt momentum)")
     t.add_argument("--d-steps", type=positive, default=T.d_steps, help="D steps per G step")
     t.add_argument("--ema-decay", type=float, default=T.ema_decay, help="generator EMA decay (0: off)")
     t.add_argument("--r1-gamma", type=float, default=T.r1_gamma, help="R1 penalty weight (0: off)")
@@ -131,7 +135,8 @@ def _config_from_args(a) -> RunConfig:
         put(cfg.model, f, getattr(a, f))
     if a.model_options is not None:
         cfg.model.options = {**(cfg.model.options or {}), **a.model_options}  # a preset's options stay unless named
-    for f in ("steps", "batch_size", "loss", "g_opt", "d_opt", "g_lr", "d_lr", "d_steps", "ema_decay", "r1_gamma",
+    for f in ("steps", "batch_size", "loss", "g_opt", "d_opt", "g_lr", "d_lr", "d_steps",
+              "g_momentum", "d_momentum", "ema_decay", "r1_gamma",
               "gp_weight", "diffaug", "seed", "sample_every", "ckpt_every", "log_every", "grid_size", "device",
               "precision", "channels_last", "tensorboard", "eval_every", "eval_n", "r1_every", "pl_weight",
               "pl_every", "style_mixing", "ema_kimg", "ema_rampup", "ada_target", "ada_p", "ada_pipe"):
