@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -102,3 +103,161 @@ def test_a_folder_with_bad_files_reports_each_and_reads_the_rest(tmp_path):
     assert names == [str(tmp_path / "good.png")] and x.shape == (1, 1, 16, 16)
     assert skipped == [(str(tmp_path / "bad.png"), "cannot identify image file"),
                        (str(tmp_path / "tiny.png"), "too small (1x1): a detector needs at least 8x8 pixels")]
+
+
+# -- tiny labelled sets: digits (Lanczos-upscaled) as real; nearest-upscaled copies with noise as "fakes" -------------
+def tiny_sets(n: int = 40, size: int = 16, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    rng = np.random.default_rng(seed)
+    d = load_digits().images
+    pick = rng.choice(len(d), 2 * n, replace=False)
+    base = np.clip(d[pick] * 16, 0, 255).astype(np.uint8)
+    lanczos = [np.asarray(Image.fromarray(b).resize((size, size), Image.LANCZOS)) for b in base[:n]]
+    nearest = [np.asarray(Image.fromarray(b).resize((size, size), Image.NEAREST)).astype(int) for b in base[n:]]
+    fake = [np.clip(x + rng.integers(-6, 7, x.shape), 0, 255).astype(np.uint8) for x in nearest]
+    return np.stack(lanczos)[:, None], np.stack(fake)[:, None]
+
+
+def _det(kind: str = "spectral", n: int = 40, quality: int = 0, **kw):
+    from ganforge.detect import detector
+
+    real, fake = tiny_sets(n)
+    opts = detector.TrainOptions(kind=kind, augment=0.0, cnn_steps=kw.pop("cnn_steps", 40), **kw)
+    return detector.train(real, fake, 16, 1, quality, opts)
+
+
+def test_feature_layout_matches_the_extracted_features():
+    from ganforge.detect import features
+
+    for size, channels in ((16, 1), (28, 1), (16, 3), (8, 1)):
+        x = np.random.default_rng(0).integers(0, 256, (3, channels, size, size), dtype=np.uint8)
+        assert features.extract(x).shape == (3, len(features.layout(size, channels)))
+    assert set(features.layout(28, 3).groups) == {"spectrum", "residual DCT", "periodic peaks", "pixel statistics",
+                                                  "colour"}
+
+
+def test_spectral_detector_separates_and_explains():
+    from ganforge.detect.calibrate import scores
+
+    det = _det()
+    real, fake = tiny_sets(30, seed=1)
+    out = det.predict(np.concatenate([real, fake]))
+    p = np.array([o["p_fake"] for o in out])
+    s = scores(p, np.r_[np.zeros(30), np.ones(30)], det.threshold)
+    assert s["ap"] >= 0.95 and s["balanced_accuracy"] >= 0.9
+    assert {o["verdict"] for o in out} == {"real", "fake"}
+    fake_ev = [o["evidence"] for o in out[30:] if o["verdict"] == "fake"]
+    assert fake_ev and all(e["source"] == "spectral" and e["text"].startswith(e["group"]) for e in fake_ev)
+    assert 0 < det.threshold < 1 and det.info["heldout_scores"]["n_real"] == 10
+
+
+def test_detector_files_round_trip(tmp_path):
+    from ganforge.detect import detector
+
+    det = _det()
+    st, js = det.save(tmp_path / "d")
+    assert (st.name, js.name) == ("d.safetensors", "d.json")
+    meta = json.loads(js.read_text())
+    assert (meta["format"], meta["format_version"], meta["kind"]) == ("ganforge-detector", 1, "spectral")
+    back = detector.load(tmp_path / "d.json")
+    x = np.concatenate(tiny_sets(5, seed=2))
+    assert [o["p_fake"] for o in back.predict(x)] == [o["p_fake"] for o in det.predict(x)]
+    assert back.threshold == det.threshold
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.update(format_version=2), "is detector format version 2, this ganforge reads version 1: upgrade"),
+    (lambda m: m.update(format_version=0), "version 0, this ganforge reads version 1: retrain it"),
+    (lambda m: m.update(kind="svm"), "is a detector of unknown kind 'svm': expected one of spectral, cnn, both"),
+    (lambda m: m.update(kind="cnn"), "does not match its d.json ("),
+    (lambda m: m.update(format="other"), "is not a ganforge detector (no 'ganforge-detector' tag)"),
+])
+def test_a_detector_of_another_version_or_kind_is_one_clear_line(tmp_path, change, message):
+    from ganforge.detect import detector
+    from ganforge.errors import CheckpointError
+
+    _, js = _det(n=8).save(tmp_path / "d")
+    meta = json.loads(js.read_text())
+    change(meta)
+    js.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=None) as e:
+        detector.load(tmp_path / "d")
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_run_checkpoint_is_not_a_detector(tmp_path):
+    import torch
+
+    from ganforge.detect import detector
+    from ganforge.errors import CheckpointError
+    from ganforge.storage.checkpoint import save_checkpoint
+
+    save_checkpoint(tmp_path / "run.safetensors", {"G.w": torch.zeros(1)}, {"step": 1})
+    with pytest.raises(CheckpointError, match=r"run.safetensors has no run.json beside it"):
+        detector.load(tmp_path / "run.safetensors")
+    with pytest.raises(CheckpointError, match="no detector at"):
+        detector.load(tmp_path / "missing")
+
+
+def test_calibration_ece_threshold_and_reliability_diagram():
+    from ganforge.detect import calibrate
+
+    p = np.array([0.1, 0.1, 0.9, 0.9])
+    y = np.array([0, 1, 1, 1])
+    # bin of 0.1: mean p 0.1, observed 0.5 -> 0.4 gap; bin of 0.9: observed 1.0 -> 0.1 gap; half the images each
+    assert calibrate.ece(p, y) == pytest.approx(0.5 * 0.4 + 0.5 * 0.1)
+    # the cut that separates best, midway between neighbours; among equally good cuts the one nearest 0.5
+    assert calibrate.best_threshold(np.array([0.2, 0.55, 0.6, 0.7]), np.array([0, 0, 1, 1])) == pytest.approx(0.575)
+    assert calibrate.best_threshold(np.array([0.2, 0.3, 0.6, 0.7]), np.array([0, 0, 1, 1])) == 0.5
+    s = calibrate.scores(np.array([0.2, 0.3, 0.6, 0.7]), np.array([0, 0, 1, 1]), 0.45)
+    assert (s["ap"], s["roc_auc"], s["accuracy"], s["balanced_accuracy"]) == (1.0, 1.0, 1.0, 1.0)
+    cal = calibrate.fit_platt(np.r_[np.linspace(-3, 1, 20), np.linspace(-1, 3, 20)], np.r_[np.zeros(20), np.ones(20)])
+    assert cal.a > 0 and cal.prob(np.array([10.0]))[0] > 0.9
+    assert calibrate.reliability_png(p, y).size == (320, 320)
+
+
+def test_augmentations_keep_size_and_change_pixels():
+    from ganforge.detect import augment
+
+    x = tiny_sets(2)[0]
+    for name, value in (("jpeg", 50), ("resize", 0.5), ("blur", 2.0)):
+        y = augment.perturb(x, name, value)
+        assert y.shape == x.shape and y.dtype == np.uint8 and not np.array_equal(x, y)
+    rng = np.random.default_rng(0)
+    assert augment.random_augment(x[0], rng, p=1.0).shape == (1, 16, 16)
+
+
+def test_cnn_and_combined_detectors_train_save_and_map(tmp_path):
+    from ganforge.detect import detector
+
+    det = _det("both", n=24, cnn_steps=30)
+    x = np.concatenate(tiny_sets(4, seed=3))
+    out = det.predict(x)
+    assert len(det.combiner) == 3 and all(0 <= o["p_fake"] <= 1 for o in out)
+    maps = det.heatmaps(x, [o["evidence"] for o in out])
+    assert maps.shape == (8, 16, 16) and maps.min() >= 0 and maps.max() <= 1 + 1e-6
+    det.save(tmp_path / "both")
+    back = detector.load(tmp_path / "both")
+    assert [o["p_fake"] for o in back.predict(x)] == pytest.approx([o["p_fake"] for o in out], abs=1e-6)
+    cnn_only = _det("cnn", n=16, cnn_steps=10)
+    ev = cnn_only.predict(x)[0]["evidence"]
+    assert ev["source"] == "cnn" and ev["text"].startswith("CNN activation, strongest in the ")
+
+
+def test_report_is_self_contained():
+    from ganforge.detect.calibrate import reliability_png
+    from ganforge.detect.report import render
+
+    det = _det()
+    real, fake = tiny_sets(6, seed=4)
+    x = np.concatenate([real, fake])
+    out = det.predict(x)
+    labels = np.r_[np.zeros(6, int), np.ones(6, int)]
+    page = render([f"img{i}" for i in range(12)], x, out, det.threshold, labels, {"ap": 1.0},
+                  reliability_png(np.array([o["p_fake"] for o in out]), labels))
+    srcs = re.findall(r'src="([^"]*)"', page)
+    assert len(srcs) == 12 + 2 + 1 and all(s.startswith("data:image/png;base64,") for s in srcs)
+    assert "http" not in page and "What gave the fakes away" in page
+    scores_shown = [float(v) for v in re.findall(r"<b>([0-9.]+) (?:real|fake)</b>", page)]
+    assert scores_shown == sorted(scores_shown, reverse=True)
