@@ -60,8 +60,9 @@ def add_parser(sub) -> None:
     t.add_argument("--max-images", type=positive, help="use at most this many images of each class (None: all)")
     t.add_argument("--size", type=positive, help="input size (None: the real set's own, at most 256)")
     t.add_argument("--channels", type=int, choices=[1, 3], help="1 gray or 3 RGB (None: from the real set)")
-    t.add_argument("--normalize-quality", type=int, default=80, metavar="Q",
-                   help="JPEG quality every input is round-tripped at, so the file format is no cue (0: off)")
+    t.add_argument("--normalize-quality", type=int, default=75, metavar="Q",
+                   help="JPEG quality every input is round-tripped at, so that real JPEGs and fake PNGs look "
+                        "alike (0: off; real sets saved below this quality still carry a cue)")
     t.add_argument("--holdout", type=float, default=0.25, help="share of each class held out for calibration")
     t.add_argument("--augment", type=float, default=0.5, help="probability of each augmentation (0: none)")
     t.add_argument("--cnn-steps", type=positive, default=400, help="CNN training steps")

@@ -22,7 +22,7 @@ from ganforge.errors import CheckpointError, DataError
 FORMAT = "ganforge-detector"
 FORMAT_VERSION = 1
 KINDS = ("spectral", "cnn", "both")
-DEFAULT_QUALITY = 80  # JPEG quality every input is normalised to (see decode.py)
+DEFAULT_QUALITY = 75  # JPEG quality every input is normalised to (see decode.py)
 CNN_WIDTH = 8
 
 
