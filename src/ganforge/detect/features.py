@@ -113,16 +113,19 @@ def power(g: np.ndarray) -> np.ndarray:
 def azimuthal(logp: np.ndarray) -> np.ndarray:
     """Average of ``[N, S, S]`` log power over rings of integer radius 1..S/2: ``[N, S/2]``."""
     n, size, _ = logp.shape
+    return logp.reshape(n, -1) @ _ring_matrix(size)
+
+
+@lru_cache(maxsize=8)
+def _ring_matrix(size: int) -> np.ndarray:
+    """``[S*S, S/2]``: column k averages the pixels of ring k + 1 (one matrix product for the whole batch)."""
     r, rmax = _radius(size)
     flat = r.reshape(-1)
-    keep = (flat >= 1) & (flat <= rmax)
-    counts = np.bincount(flat[keep], minlength=rmax + 1)[1:]
-    out = np.empty((n, rmax), dtype=np.float64)
-    vals = logp.reshape(n, -1)[:, keep]
-    idx = flat[keep] - 1
-    for i in range(n):
-        out[i] = np.bincount(idx, weights=vals[i], minlength=rmax) / np.maximum(counts, 1)
-    return out
+    m = np.zeros((flat.size, rmax))
+    for k in range(1, rmax + 1):
+        sel = flat == k
+        m[sel, k - 1] = 1.0 / max(int(sel.sum()), 1)
+    return m
 
 
 def block_dct(res: np.ndarray) -> np.ndarray:
@@ -153,7 +156,8 @@ def extract(x: np.ndarray) -> np.ndarray:
     u8 = x if c == 1 else np.rint(g * 255.0)
     black = (u8 == 0).reshape(n, -1).mean(axis=1)
     white = (u8 == 255).reshape(n, -1).mean(axis=1)
-    hist = np.stack([np.histogram(gi, bins=16, range=(0.0, 1.0))[0] for gi in g]) / float(size * size)
+    bins = np.minimum((g.reshape(n, -1) * 16).astype(np.int64), 15) + 16 * np.arange(n)[:, None]
+    hist = np.bincount(bins.reshape(-1), minlength=16 * n).reshape(n, 16) / float(size * size)
     stats = np.stack([black, white], axis=1)
     moments = np.stack([g.mean(axis=(1, 2)), g.std(axis=(1, 2)), np.log(np.abs(res).mean(axis=(1, 2)) + 1e-4)],
                        axis=1)
