@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -109,3 +110,26 @@ def test_detect_train_from_runs_made_on_the_fly(tmp_path, tiny_cfg, digits, caps
                  "--n", "16", "--json"]) == 0
     ev = json.loads(capsys.readouterr().out.splitlines()[-1])["evaluation"]
     assert ev["n_real"] == 1797 and ev["n_fake"] == 16 and ev["ap"] > 0.5
+
+
+def test_the_shipped_digit_detector_is_the_default(tmp_path, capsys):
+    from ganforge.detect import scan
+    from ganforge.detect.sources import builtin_arrays
+
+    det = scan.load_detector(None)
+    assert (det.kind, det.size, det.channels) == ("both", 28, 1)
+    assert sum(f.stat().st_size for f in scan.WEIGHTS.iterdir()) < 3_000_000
+    # MNIST images the shipped detector never saw (benchmarks/make_digit_detector.py holds them out by seed)
+    mnist = builtin_arrays("mnist")
+    held = np.random.default_rng(1234).permutation(len(mnist))[:10]
+    folder = _write(tmp_path / "mnist", mnist[held])
+    assert main(["detect", str(folder), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 10 and sum(r["verdict"] == "real" for r in rows) >= 9
+
+
+def test_detect_help_names_the_default_detector(capsys):
+    with pytest.raises(SystemExit):
+        main(["detect", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Without --detector the shipped digit detector is used" in text
