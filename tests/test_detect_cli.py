@@ -133,3 +133,18 @@ def test_detect_help_names_the_default_detector(capsys):
         main(["detect", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "Without --detector the shipped digit detector is used" in text
+
+
+def test_cnn_detector_heatmaps_from_the_cli(sets, tmp_path, capsys):
+    real, fake, test_real, _ = sets
+    Image.new("L", (1, 1)).save(real / "dot.png")
+    assert main(["detect-train", "--kind", "cnn", "--cnn-steps", "5", "--real", str(real), "--fake", str(fake),
+                 "--out", str(tmp_path / "cnn")]) == 0
+    cap = capsys.readouterr()
+    assert f"ganforge detect-train: skipped {real / 'dot.png'}: too small (1x1)" in cap.err
+    assert "cnn detector, 16x16x1" in cap.out
+    assert main(["detect", str(test_real), "--detector", str(tmp_path / "cnn"), "--heatmap", str(tmp_path / "h"),
+                 "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert all(r["evidence"]["source"] == "cnn" for r in rows)
+    assert len(list((tmp_path / "h").glob("*.png"))) == 8

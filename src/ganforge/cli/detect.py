@@ -71,8 +71,10 @@ def add_parser(sub) -> None:
     t.set_defaults(func=cmd_train)
 
 
-def _skip(name: str, reason: str) -> None:
-    print(f"ganforge detect: skipped {name}: {reason}", file=sys.stderr)
+def _skipper(command: str):
+    def skip(name: str, reason: str) -> None:
+        print(f"ganforge {command}: skipped {name}: {reason}", file=sys.stderr)
+    return skip
 
 
 def cmd_train(a) -> int:
@@ -87,7 +89,7 @@ def cmd_train(a) -> int:
     opts = TrainOptions(kind=a.kind, holdout=a.holdout, augment=a.augment, cnn_steps=a.cnn_steps, seed=a.seed,
                         progress=True)
     det = build(a.real, a.fake, a.fake_from, a.size, a.channels, a.normalize_quality, opts, n_per_run=a.n,
-                max_images=a.max_images, device=a.device, on_skip=_skip)
+                max_images=a.max_images, device=a.device, on_skip=_skipper("detect-train"))
     st, js = det.save(a.out)
     s = det.info["heldout_scores"]
     print(f"{a.kind} detector, {det.size}x{det.size}x{det.channels}, trained on {det.info['n_real']} real and "
@@ -122,7 +124,7 @@ def cmd_detect(a) -> int:
         det.calibration.threshold = a.threshold
     parts = []
     if a.paths:
-        parts.append(scan.score(det, sources.all_items(a.paths), -1, progress=True, on_skip=_skip))
+        parts.append(scan.score(det, sources.all_items(a.paths), -1, progress=True, on_skip=_skipper("detect")))
         got = parts[0]
         if not a.json:
             print(f"{len(got.names)} images, threshold {det.threshold:.3f} "
@@ -135,9 +137,9 @@ def cmd_detect(a) -> int:
     metrics = None
     rel = None
     if a.real:
-        real = scan.score(det, sources.all_items(a.real), 0, progress=True, on_skip=_skip)
+        real = scan.score(det, sources.all_items(a.real), 0, progress=True, on_skip=_skipper("detect"))
         fake = scan.score(det, scan.fake_items(a.fake or [], a.fake_from or [], a.n, a.seed, a.device), 1,
-                          progress=True, on_skip=_skip)
+                          progress=True, on_skip=_skipper("detect"))
         metrics = scan.evaluate(det, real, fake)
         parts += [real, fake]
         p = np.concatenate([real.p, fake.p])

@@ -82,7 +82,8 @@ def read_all(items_: list[Item], size: int, channels: int, quality: int, progres
     from tqdm import tqdm
 
     arrays, names = [], []
-    for it in tqdm(items_, desc="reading images", unit="img", leave=False, disable=not progress or len(items_) < 2):
+    quiet = True if not progress or len(items_) < 2 else None  # None: tqdm shows the bar on a terminal only
+    for it in tqdm(items_, desc="reading images", unit="img", leave=False, disable=quiet):
         try:
             arrays.append(it.read(size, channels, quality))
             names.append(it.name)
