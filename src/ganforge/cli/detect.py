@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
                               "path: first frame, gray or RGB as the detector wants, centre square, Lanczos to its "
                               "size, then a JPEG round trip at the detector's normalisation quality; unreadable "
                               "files, images under 8 px and decompression bombs are skipped with one line each.")
-    p.add_argument("paths", nargs="*", metavar="PATH", help="images, folders or .zip files to score")
+    p.add_argument("paths", nargs="*", default=None, metavar="PATH", help="images, folders or .zip files to score")
     p.add_argument("--detector", metavar="PATH", help="a detector made by `ganforge detect-train` (NAME, "
                                                       "NAME.safetensors or NAME.json; None: the shipped digit one)")
     p.add_argument("--threshold", type=float, help="p_fake at or above which an image is called fake (None: the "
@@ -50,8 +50,8 @@ def add_parser(sub) -> None:
                                    "and sets the threshold. Saved as NAME.safetensors + NAME.json, never a pickle.")
     t.add_argument("--real", nargs="+", required=True, metavar="SRC", help="real images: folders, .zip files or "
                                                                             "built-in names (mnist, digits, photos)")
-    t.add_argument("--fake", nargs="+", default=[], metavar="SRC", help="fake images: folders or .zip files")
-    t.add_argument("--fake-from", nargs="+", default=[], metavar="RUN",
+    t.add_argument("--fake", nargs="+", metavar="SRC", help="fake images: folders or .zip files")
+    t.add_argument("--fake-from", nargs="+", metavar="RUN",
                    help="ganforge runs (any family, imported StyleGAN networks too) to sample fakes from on the fly")
     t.add_argument("--out", required=True, metavar="DETECTOR", help="where to save (NAME -> NAME.safetensors "
                                                                      "and NAME.json)")
@@ -88,7 +88,7 @@ def cmd_train(a) -> int:
         raise ConfigError(f"--normalize-quality must be 0 (off) or a JPEG quality 1-100, got {a.normalize_quality}")
     opts = TrainOptions(kind=a.kind, holdout=a.holdout, augment=a.augment, cnn_steps=a.cnn_steps, seed=a.seed,
                         progress=True)
-    det = build(a.real, a.fake, a.fake_from, a.size, a.channels, a.normalize_quality, opts, n_per_run=a.n,
+    det = build(a.real, a.fake or [], a.fake_from or [], a.size, a.channels, a.normalize_quality, opts, n_per_run=a.n,
                 max_images=a.max_images, device=a.device, on_skip=_skipper("detect-train"))
     st, js = det.save(a.out)
     s = det.info["heldout_scores"]
