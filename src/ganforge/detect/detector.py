@@ -89,18 +89,17 @@ class Detector:
         p = self.calibration.prob(logit)
         fake = p >= self.threshold
         ev_s = self._spectral_evidence(parts["features"], fake) if self.spectral is not None else None
-        ev_c = self._cnn_evidence(x, fake) if self.net is not None else None
-        out = []
-        for i in range(len(x)):
-            if self.kind == "both":
-                ws, wc, _ = self.combiner
-                cs = ws * (self.spectral_cal.a * parts["spectral"][i] + self.spectral_cal.b)
-                cc = wc * (self.cnn_cal.a * parts["cnn"][i] + self.cnn_cal.b)
-                ev = ev_s[i] if (cs > cc) == bool(fake[i]) else ev_c[i]
-            else:
-                ev = ev_s[i] if self.kind == "spectral" else ev_c[i]
-            out.append({"p_fake": float(p[i]), "verdict": "fake" if fake[i] else "real", "evidence": ev})
-        return out
+        use_cnn = np.zeros(len(x), bool)
+        if self.kind == "cnn":
+            use_cnn[:] = True
+        elif self.kind == "both":  # the model that pushed harder toward the verdict gives the evidence
+            ws, wc, _ = self.combiner
+            cs = ws * (self.spectral_cal.a * parts["spectral"] + self.spectral_cal.b)
+            cc = wc * (self.cnn_cal.a * parts["cnn"] + self.cnn_cal.b)
+            use_cnn = (cc > cs) == fake
+        ev_c = dict(zip(np.flatnonzero(use_cnn), self._cnn_evidence(x[use_cnn]))) if use_cnn.any() else {}
+        return [{"p_fake": float(p[i]), "verdict": "fake" if fake[i] else "real",
+                 "evidence": ev_c[i] if use_cnn[i] else ev_s[i]} for i in range(len(x))]
 
     def _spectral_evidence(self, f: np.ndarray, fake: np.ndarray) -> list[dict]:
         lay = feats.layout(self.size, self.channels)
@@ -119,7 +118,7 @@ class Detector:
                         "text": names[k] + _band_range(band), "weight": float(sums[i, k])})
         return out
 
-    def _cnn_evidence(self, x: np.ndarray, fake: np.ndarray) -> list[dict]:
+    def _cnn_evidence(self, x: np.ndarray) -> list[dict]:
         maps = self.heatmaps_cnn(x)
         out = []
         for m in maps:
