@@ -1,6 +1,6 @@
 """Evaluate ganforge's detectors (docs/benchmarks.md): digits and colour photos, seen and held-out generators.
 
-    nice python benchmarks/detect_eval.py [--fakes runs/digit-detector] [--out runs/detect-eval] [--quick]
+    nice python benchmarks/detect_eval.py [--fakes runs/digit-detector] [--out runs/detect-eval] [--skip photos]
 
 Digit domain (fakes from benchmarks/make_digit_detector.py, made first if missing; real = the MNIST and digits
 images that the shipped detector never saw):
