@@ -1,0 +1,356 @@
+"""A trained detector: spectral (linear model on :mod:`features`), CNN (:mod:`cnn`) or both combined.
+
+Saved as two files beside each other, never a pickle: ``NAME.safetensors`` (the arrays: scaler and
+weights of the linear model, the network's state) and ``NAME.json`` (format tag and version, kind, input
+size and channels, the JPEG normalisation quality, the calibration and threshold, and how it was trained).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ganforge.detect import features as feats
+from ganforge.detect.augment import random_augment
+from ganforge.detect.calibrate import Calibration, fit_platt, scores, sigmoid
+from ganforge.detect.decode import normalize
+from ganforge.errors import CheckpointError, DataError
+
+FORMAT = "ganforge-detector"
+FORMAT_VERSION = 1
+KINDS = ("spectral", "cnn", "both")
+DEFAULT_QUALITY = 75  # JPEG quality every input is normalised to (see decode.py)
+CNN_WIDTH = 8
+
+
+@dataclass
+class Spectral:
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+
+    def logits(self, f: np.ndarray) -> np.ndarray:
+        return ((f - self.mean) / self.scale) @ self.coef + self.intercept
+
+    def contributions(self, f: np.ndarray) -> np.ndarray:
+        return (f - self.mean) / self.scale * self.coef
+
+
+@dataclass
+class Detector:
+    kind: str
+    size: int
+    channels: int
+    quality: int = DEFAULT_QUALITY
+    calibration: Calibration = field(default_factory=Calibration)
+    spectral: Spectral | None = None
+    spectral_cal: Calibration | None = None
+    net: Any = None  # cnn.DetectorNet
+    cnn_cal: Calibration | None = None
+    combiner: tuple[float, float, float] | None = None  # w_spectral, w_cnn, bias on the calibrated logits
+    info: dict = field(default_factory=dict)
+
+    @property
+    def threshold(self) -> float:
+        return self.calibration.threshold
+
+    # -- scoring ----------------------------------------------------------------------------------------------
+    def _parts(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Raw logits of each model on normalised uint8 ``[N, C, S, S]`` images (and spectral features)."""
+        out = {}
+        if self.spectral is not None:
+            out["features"] = feats.extract(x)
+            out["spectral"] = self.spectral.logits(out["features"])
+        if self.net is not None:
+            from ganforge.detect import cnn
+
+            out["cnn"] = cnn.logits(self.net, x)
+        return out
+
+    def _combined_logit(self, parts: dict[str, np.ndarray]) -> np.ndarray:
+        ws, wc, b = self.combiner
+        ls = self.spectral_cal.a * parts["spectral"] + self.spectral_cal.b
+        lc = self.cnn_cal.a * parts["cnn"] + self.cnn_cal.b
+        return ws * ls + wc * lc + b
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """One uncalibrated score per image (calibration.prob turns it into p_fake)."""
+        parts = self._parts(x)
+        return self._combined_logit(parts) if self.kind == "both" else parts[self.kind]
+
+    def predict(self, x: np.ndarray) -> list[dict]:
+        """Per image: p_fake, verdict at the threshold, and the strongest evidence (group, band, text)."""
+        parts = self._parts(x)
+        logit = self._combined_logit(parts) if self.kind == "both" else parts[self.kind]
+        p = self.calibration.prob(logit)
+        fake = p >= self.threshold
+        ev_s = self._spectral_evidence(parts["features"], fake) if self.spectral is not None else None
+        use_cnn = np.zeros(len(x), bool)
+        if self.kind == "cnn":
+            use_cnn[:] = True
+        elif self.kind == "both":  # the model that pushed harder toward the verdict gives the evidence
+            ws, wc, _ = self.combiner
+            cs = ws * (self.spectral_cal.a * parts["spectral"] + self.spectral_cal.b)
+            cc = wc * (self.cnn_cal.a * parts["cnn"] + self.cnn_cal.b)
+            use_cnn = (cc > cs) == fake
+        ev_c = dict(zip(np.flatnonzero(use_cnn), self._cnn_evidence(x[use_cnn]))) if use_cnn.any() else {}
+        return [{"p_fake": float(p[i]), "verdict": "fake" if fake[i] else "real",
+                 "evidence": ev_c[i] if use_cnn[i] else ev_s[i]} for i in range(len(x))]
+
+    def _spectral_evidence(self, f: np.ndarray, fake: np.ndarray) -> list[dict]:
+        lay = feats.layout(self.size, self.channels)
+        keys = [g + (f", {b} band" if b else "") for g, b in zip(lay.groups, lay.bands)]
+        names = sorted(set(keys))
+        index = np.array([names.index(k) for k in keys])
+        contrib = self.spectral.contributions(f)
+        sums = np.zeros((len(f), len(names)))
+        for j, k in enumerate(index):
+            sums[:, k] += contrib[:, j]
+        out = []
+        for i in range(len(f)):
+            k = int(np.argmax(sums[i]) if fake[i] else np.argmin(sums[i]))
+            group, _, band = names[k].partition(", ")
+            out.append({"source": "spectral", "group": group, "band": band.replace(" band", ""),
+                        "text": names[k] + _band_range(band), "weight": float(sums[i, k])})
+        return out
+
+    def _cnn_evidence(self, x: np.ndarray) -> list[dict]:
+        maps = self.heatmaps_cnn(x)
+        out = []
+        for m in maps:
+            s = m.shape[0]
+            y, xx = np.unravel_index(int(np.argmax(m)), m.shape)
+            region = (["top", "middle", "bottom"][min(2, 3 * y // s)] + "-"
+                      + ["left", "centre", "right"][min(2, 3 * xx // s)])
+            out.append({"source": "cnn", "group": "CNN activation", "band": "", "region": region,
+                        "text": f"CNN activation, strongest in the {region} of the image"})
+        return out
+
+    # -- heatmaps ---------------------------------------------------------------------------------------------
+    def heatmaps_cnn(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        from ganforge.detect import cnn
+
+        self.net.eval()
+        with torch.inference_mode():
+            return self.net.cam(cnn.as_tensor(x)).numpy()
+
+    def heatmaps(self, x: np.ndarray, evidence: list[dict]) -> np.ndarray:
+        """Where the evidence is, ``[N, S, S]`` in 0..1: CAM for CNN evidence, else the spectral band's energy."""
+        out = np.zeros((len(x), self.size, self.size))
+        cnn_rows = [i for i, e in enumerate(evidence) if e["source"] == "cnn"]
+        if cnn_rows:
+            out[cnn_rows] = self.heatmaps_cnn(x[cnn_rows])
+        for i, e in enumerate(evidence):
+            if e["source"] == "spectral":
+                lo, hi = next(((lo, hi) for lo, hi, n in feats.BANDS if n == e["band"]), (0.25, 0.71))
+                out[i] = feats.band_map(x[i:i + 1], lo, hi, peaks_only=e["group"] == "periodic peaks")[0]
+        return out
+
+    # -- files ------------------------------------------------------------------------------------------------
+    def meta(self) -> dict:
+        m = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": self.kind, "size": self.size,
+             "channels": self.channels, "normalize_jpeg_quality": self.quality,
+             "calibration": self.calibration.to_dict(), "info": self.info}
+        if self.spectral is not None:
+            m["spectral"] = {"intercept": self.spectral.intercept, "features": len(self.spectral.coef),
+                             "calibration": self.spectral_cal.to_dict()}
+        if self.net is not None:
+            m["cnn"] = {"width": int(self.net.stem[0].out_channels), "calibration": self.cnn_cal.to_dict()}
+        if self.combiner is not None:
+            m["combiner"] = list(self.combiner)
+        return m
+
+    def save(self, path: str | Path) -> tuple[Path, Path]:
+        import torch
+        from safetensors.torch import save
+
+        from ganforge.storage.atomic import atomic_write_bytes, atomic_write_text
+
+        st, js = detector_paths(path)
+        tensors = {}
+        if self.spectral is not None:
+            for k in ("mean", "scale", "coef"):
+                tensors[f"spectral.{k}"] = torch.from_numpy(np.asarray(getattr(self.spectral, k), np.float64))
+        if self.net is not None:
+            state = self.net.state_dict()
+            tensors.update({f"cnn.{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()})
+        meta = self.meta()
+        atomic_write_bytes(st, save(tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION),
+                                                       "kind": self.kind}))
+        atomic_write_text(js, json.dumps(meta, indent=2) + "\n")
+        return st, js
+
+
+def detector_paths(path: str | Path) -> tuple[Path, Path]:
+    """NAME, NAME.safetensors or NAME.json -> (NAME.safetensors, NAME.json)."""
+    p = Path(path)
+    if p.suffix in (".safetensors", ".json"):
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
+
+
+def load(path: str | Path) -> Detector:
+    """Read a detector; any file that is not one this ganforge can read is a one-line CheckpointError."""
+    st, js = detector_paths(path)
+    if not st.exists() and not js.exists():
+        raise CheckpointError(f"no detector at {path}: make one with `ganforge detect-train`")
+    if not js.exists():
+        raise CheckpointError(f"{st} has no {js.name} beside it: a detector is the .safetensors and its .json")
+    try:
+        meta = json.loads(js.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{js} is not readable detector JSON ({e}): retrain with `ganforge detect-train`") from e
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(f"{js} is not a ganforge detector (no '{FORMAT}' tag)")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        newer = isinstance(version, int) and version > FORMAT_VERSION
+        raise CheckpointError(f"{js} is detector format version {version}, this ganforge reads version "
+                              f"{FORMAT_VERSION}: " + ("upgrade ganforge" if newer else
+                                                       "retrain it with `ganforge detect-train`"))
+    kind = meta.get("kind")
+    if kind not in KINDS:
+        raise CheckpointError(f"{js} is a detector of unknown kind {kind!r}: expected one of {', '.join(KINDS)}")
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(st))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{st} is not a readable detector file (truncated or foreign: {e})") from e
+    try:
+        det = Detector(kind, int(meta["size"]), int(meta["channels"]), int(meta["normalize_jpeg_quality"]),
+                       Calibration.from_dict(meta["calibration"]), info=meta.get("info", {}))
+        if kind in ("spectral", "both"):
+            s = meta["spectral"]
+            det.spectral = Spectral(*(tensors[f"spectral.{k}"].numpy() for k in ("mean", "scale", "coef")),
+                                    float(s["intercept"]))
+            det.spectral_cal = Calibration.from_dict(s["calibration"])
+            if len(det.spectral.coef) != len(feats.layout(det.size, det.channels)):
+                raise ValueError("its spectral weights do not fit its input size")
+        if kind in ("cnn", "both"):
+            from ganforge.detect.cnn import DetectorNet
+
+            det.net = DetectorNet(det.channels, int(meta["cnn"]["width"]))
+            state = {k[4:]: v for k, v in tensors.items() if k.startswith("cnn.")}
+            det.net.load_state_dict(state)
+            det.net.eval()
+            det.cnn_cal = Calibration.from_dict(meta["cnn"]["calibration"])
+        if kind == "both":
+            det.combiner = tuple(float(v) for v in meta["combiner"])
+    except (KeyError, ValueError, TypeError, RuntimeError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{st} does not match its {js.name} ({reason}): retrain with `ganforge detect-train`"
+                              ) from e
+    return det
+
+
+def _band_range(band: str) -> str:
+    name = band.replace(" band", "")
+    for lo, hi, n in feats.BANDS:
+        if n == name:
+            return f" ({lo:g}-{min(hi, 0.5):g} cycles/px)"
+    return ""
+
+
+# -- training -----------------------------------------------------------------------------------------------------
+@dataclass
+class TrainOptions:
+    kind: str = "spectral"
+    holdout: float = 0.25  # share of each class kept out of fitting, for calibration and the threshold
+    augment: float = 0.5  # probability of each augmentation op (0 = off)
+    augment_copies: int = 1  # spectral: augmented copies of each training image added to the clean one
+    cnn_steps: int = 400
+    cnn_batch: int = 32
+    cnn_width: int = CNN_WIDTH
+    C: float = 0.5  # inverse L2 strength of the spectral logistic regression
+    seed: int = 0
+    progress: bool = False
+
+
+def split(n: int, holdout: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    idx = rng.permutation(n)
+    k = max(1, int(round(n * holdout))) if n > 1 else 0
+    return idx[k:], idx[:k]
+
+
+def train(real: np.ndarray, fake: np.ndarray, size: int, channels: int, quality: int = DEFAULT_QUALITY,
+          opts: TrainOptions | None = None, info: dict | None = None) -> Detector:
+    """Fit a detector on decoded, not yet normalised uint8 ``[N, C, S, S]`` real and fake images."""
+    opts = opts or TrainOptions()
+    if opts.kind not in KINDS:
+        raise DataError(f"unknown detector kind {opts.kind!r}: choose one of {', '.join(KINDS)}")
+    for name, arr in (("real", real), ("fake", fake)):
+        if len(arr) < 4:
+            raise DataError(f"{len(arr)} {name} images is too few to train and calibrate a detector: give at "
+                            "least 4 of each (a few dozen for a useful one)")
+    rng = np.random.default_rng(opts.seed)
+    x = np.concatenate([real, fake])
+    y = np.concatenate([np.zeros(len(real), np.int64), np.ones(len(fake), np.int64)])
+    fr, hr = split(len(real), opts.holdout, rng)
+    ff, hf = split(len(fake), opts.holdout, rng)
+    fit_idx = np.concatenate([fr, len(real) + ff])
+    held_idx = np.concatenate([hr, len(real) + hf])
+    norm = lambda arr: np.stack([normalize(a, quality) for a in arr])
+    held_x = norm(x[held_idx])
+    det = Detector(opts.kind, size, channels, quality, info=dict(info or {}))
+
+    if opts.kind in ("spectral", "both"):
+        copies = [norm(x[fit_idx])]
+        for _ in range(opts.augment_copies if opts.augment > 0 else 0):
+            copies.append(norm(np.stack([random_augment(a, rng, opts.augment) for a in x[fit_idx]])))
+        fx = np.concatenate([feats.extract(c) for c in copies])
+        fy = np.tile(y[fit_idx], len(copies))
+        det.spectral = fit_spectral(fx, fy, opts.C)
+        det.spectral_cal = fit_platt(det.spectral.logits(feats.extract(held_x)), y[held_idx])
+    if opts.kind in ("cnn", "both"):
+        import torch
+
+        from ganforge.detect import cnn
+
+        torch.manual_seed(opts.seed)
+        det.net = cnn.DetectorNet(channels, opts.cnn_width)
+        pool_x, pool_y = x[fit_idx], y[fit_idx]
+
+        def batch(step: int):
+            pick = rng.integers(0, len(pool_x), size=opts.cnn_batch)
+            imgs = [random_augment(a, rng, opts.augment) if opts.augment > 0 else a for a in pool_x[pick]]
+            return norm(np.stack(imgs)), pool_y[pick]
+
+        cnn.train(det.net, batch, opts.cnn_steps, progress=opts.progress)
+        det.cnn_cal = fit_platt(cnn.logits(det.net, held_x), y[held_idx])
+    parts = det._parts(held_x)
+    if opts.kind == "both":
+        from sklearn.linear_model import LogisticRegression
+
+        ls = det.spectral_cal.a * parts["spectral"] + det.spectral_cal.b
+        lc = det.cnn_cal.a * parts["cnn"] + det.cnn_cal.b
+        lr = LogisticRegression(C=1.0).fit(np.stack([ls, lc], axis=1), y[held_idx])
+        det.combiner = (float(lr.coef_[0, 0]), float(lr.coef_[0, 1]), float(lr.intercept_[0]))
+        det.calibration = Calibration(1.0, 0.0)
+        from ganforge.detect.calibrate import best_threshold
+
+        det.calibration.threshold = best_threshold(sigmoid(det._combined_logit(parts)), y[held_idx])
+    else:
+        det.calibration = det.spectral_cal if opts.kind == "spectral" else det.cnn_cal
+    p = det.calibration.prob(det._combined_logit(parts) if opts.kind == "both" else parts[opts.kind])
+    det.info.update({"n_real": int(len(real)), "n_fake": int(len(fake)), "holdout": opts.holdout,
+                     "augment": opts.augment, "seed": opts.seed,
+                     "heldout_scores": scores(p, y[held_idx], det.threshold)})
+    return det
+
+
+def fit_spectral(f: np.ndarray, y: np.ndarray, C: float) -> Spectral:
+    from sklearn.linear_model import LogisticRegression
+
+    mean = f.mean(axis=0)
+    scale = f.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    lr = LogisticRegression(C=C, max_iter=3000).fit((f - mean) / scale, y)
+    return Spectral(mean, scale, lr.coef_[0].astype(np.float64), float(lr.intercept_[0]))
