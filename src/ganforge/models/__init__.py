@@ -13,6 +13,8 @@ from ganforge.models import (  # noqa: F401
     dcgan,
     layers,
     mlp,
+    pix2pix,
+    srresnet,
     stylegan2,
 )
 from ganforge.models.registry import build, families, is_conditional, register
