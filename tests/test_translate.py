@@ -2,6 +2,7 @@
 tiled inference and the task metrics."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -91,3 +92,108 @@ def test_srresnet_scales_and_starts_as_bicubic():
 
     with pytest.raises(ConfigError, match="scale must be 2 or 4"):
         models.build(_cfg("srresnet", scale=3))
+
+
+# ---------------------------------------------------------------------- data and tasks
+from ganforge.config import DataConfig  # noqa: E402
+from ganforge.errors import DataError  # noqa: E402
+from ganforge.translate import data as tdata  # noqa: E402
+
+
+def test_same_crop_and_flip_for_a_and_b():
+    g = torch.Generator().manual_seed(0)
+    b = torch.arange(4 * 3 * 12 * 12, dtype=torch.float32).view(4, 3, 12, 12)
+    a = b[:, :1] * 2 + 1  # a known function of b, pixel by pixel
+    flips = 0
+    for _ in range(5):
+        ca, cb = tdata.crop_flip([a, b], 8, True, g)
+        assert ca.shape == (4, 1, 8, 8) and cb.shape == (4, 3, 8, 8)
+        torch.testing.assert_close(ca, cb[:, :1] * 2 + 1)
+        flips += int((cb[:, 0, 0, 0] > cb[:, 0, 0, 1]).sum())  # a flipped row runs backwards
+    assert flips > 0
+    with pytest.raises(DataError, match="differ in size"):
+        tdata.crop_flip([a[..., :10], b], 8, False, g)
+
+
+def test_tasks_make_aligned_pairs():
+    g = torch.Generator().manual_seed(0)
+    b = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    a, t = tdata.Task("superres", scale=4).make(b)
+    assert a.shape == (2, 3, 4, 4) and t.shape == (2, 3, 16, 16)
+    a, t = tdata.Task("superres", scale=2, downsample="area").make(b)
+    torch.testing.assert_close(a, torch.nn.functional.avg_pool2d(tdata.to_float(b), 2))
+    a, t = tdata.Task("edges").make(b)
+    assert a.shape == (2, 1, 16, 16) and set(a.unique().tolist()) <= {-1.0, 1.0}
+    task = tdata.Task("colorize")
+    a, t = task.make(b)
+    assert a.shape == (2, 1, 16, 16) and t.shape == (2, 2, 16, 16)
+    rgb = task.to_image(a, t)  # L + the true ab reassemble the picture
+    assert (rgb - tdata.to_float(b)).abs().max() < 0.02
+    a, t = tdata.Task("inpaint").make(b, gen=g)
+    hole = a[:, 3:] > 0
+    assert a.shape == (2, 4, 16, 16) and hole.any() and (a[:, :3][hole.expand(-1, 3, -1, -1)] == 0).all()
+
+
+def test_photos_split_by_source_photograph():
+    train, test = tdata.load_pairs(DataConfig(source="photos", resolution=16), tdata.Task("superres", scale=2))
+    assert len(train) and len(test)
+    assert set(train.sources).isdisjoint(test.sources)
+    assert set(test.sources) == {"chelsea", "china"}
+    assert train.channels == 3
+
+
+def test_mnist_test_split_is_the_digit_networks_held_out_set():
+    from ganforge.metrics.digits import split_mnist
+
+    train, test = tdata.load_pairs(DataConfig(source="mnist"), tdata.Task("superres", scale=4))
+    (_, _), (xte, yte) = split_mnist()
+    assert len(test) == len(yte) and len(train) + len(test) == 5000
+    torch.testing.assert_close(tdata.to_float(test.b), xte)
+    assert torch.equal(test.labels, yte)
+
+
+def _png(path, array):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def test_paired_folders_side_by_side_and_two_folders(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        _png(tmp_path / "ab" / f"{i}.png", np.concatenate([np.full((8, 8, 3), i, np.uint8),
+                                                            np.full((8, 8, 3), 100 + i, np.uint8)], 1))
+        img = rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)
+        _png(tmp_path / "two" / "A" / f"{i}.png", img)
+        _png(tmp_path / "two" / "B" / f"{i}.jpg", 255 - img)
+    (tmp_path / "ab" / "notes.png").write_text("not an image")
+    cfg = DataConfig(source=str(tmp_path / "ab"), resolution=8, cache=False)
+    with pytest.warns(UserWarning, match=r"skipped 1 file\(s\) that are not readable images: notes.png"):
+        train, test = tdata.load_pairs(cfg, tdata.Task("paired"))
+    assert len(train) == 9 and len(test) == 1
+    assert test.a[0, 0, 0, 0] == 9 and test.b[0, 0, 0, 0] == 109
+    cfg.source = str(tmp_path / "two")
+    train, test = tdata.load_pairs(cfg, tdata.Task("paired"))
+    assert len(train) == 9 and train.a.shape == train.b.shape == (9, 3, 8, 8)
+
+
+def test_paired_folder_errors_name_the_files(tmp_path):
+    img = np.zeros((8, 8, 3), np.uint8)
+    for name in ("a", "b", "c"):
+        _png(tmp_path / "p" / "A" / f"{name}.png", img)
+    _png(tmp_path / "p" / "B" / "a.png", img)
+    _png(tmp_path / "p" / "B" / "z.png", img)
+    cfg = DataConfig(source=str(tmp_path / "p"), resolution=8, cache=False)
+    with pytest.raises(DataError, match=r"3 file\(s\) without a partner .*: A/b.png, A/c.png, B/z.png; rename"):
+        tdata.load_pairs(cfg, tdata.Task("paired"))
+    (tmp_path / "p" / "A" / "b.png").unlink()
+    (tmp_path / "p" / "A" / "c.png").unlink()
+    (tmp_path / "p" / "B" / "z.png").unlink()
+    _png(tmp_path / "p" / "B" / "a.png", np.zeros((4, 8, 3), np.uint8))
+    with pytest.raises(DataError, match=r"A/a.png is 8x8 but B/a.png is 8x4: the two images of a pair must have"):
+        tdata.load_pairs(cfg, tdata.Task("paired"))
+    _png(tmp_path / "odd" / "x.png", np.zeros((8, 15, 3), np.uint8))
+    cfg.source = str(tmp_path / "odd")
+    with pytest.raises(DataError, match=r"x.png is 15x8: an A\|B image .* its width must be even"):
+        tdata.load_pairs(cfg, tdata.Task("paired"))
