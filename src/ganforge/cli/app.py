@@ -9,7 +9,7 @@ import argparse
 import sys
 
 from ganforge.cli import eval as eval_cmd
-from ganforge.cli import generate, info, stylegan, train, weights
+from ganforge.cli import generate, info, stylegan, train, translate, weights
 from ganforge.cli.common import FMT, Parser, one_line_warnings, print_error
 
 
@@ -20,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"ganforge {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (train.add_parser, generate.add_generate, generate.add_interpolate, info.add_info,
-                info.add_datasets, info.add_bench, eval_cmd.add_parser, stylegan.add_parsers, weights.add_parser):
+                info.add_datasets, info.add_bench, eval_cmd.add_parser, stylegan.add_parsers, weights.add_parser,
+                translate.add_parser):
         add(sub)
     return p
 

@@ -50,9 +50,16 @@ class SwitchableDropout(nn.Module):
         return F.dropout(x, self.p, training=self.training or self.stochastic)
 
 
+class InstanceNorm(nn.InstanceNorm2d):
+    """Instance norm that leaves a 1x1 map as it is (there are no statistics to take of one pixel)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x if x.shape[-1] * x.shape[-2] == 1 else super().forward(x)
+
+
 def norm_layer(kind: str, channels: int) -> nn.Module:
     if kind == "instance":
-        return nn.InstanceNorm2d(channels, affine=True, track_running_stats=False)
+        return InstanceNorm(channels, affine=True, track_running_stats=False)
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "none":
@@ -186,7 +193,7 @@ def init_normal(net: nn.Module, std: float = 0.02) -> None:
 def options(cfg: ModelConfig) -> dict:
     o = dict(cfg.options or {})
     known = {"in_channels", "out_channels", "depth", "norm", "dropout", "patch", "upsample", "task", "scale",
-             "adv_weight", "l1_weight", "crop", "blocks"}
+             "adv_weight", "l1_weight", "crop", "blocks", "downsample"}
     unknown = sorted(set(o) - known)
     if unknown:
         raise ConfigError(f"unknown {cfg.family} option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
