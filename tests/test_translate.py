@@ -197,3 +197,36 @@ def test_paired_folder_errors_name_the_files(tmp_path):
     cfg.source = str(tmp_path / "odd")
     with pytest.raises(DataError, match=r"x.png is 15x8: an A\|B image .* its width must be even"):
         tdata.load_pairs(cfg, tdata.Task("paired"))
+
+
+# ---------------------------------------------------------------------- tiled inference
+def test_tiled_equals_untiled_and_sees_one_tile_at_a_time():
+    from ganforge.translate.infer import tiled
+
+    torch.manual_seed(0)
+    G, _ = models.build(_cfg("srresnet", scale=2, blocks=1))
+    G.eval()
+    with torch.no_grad():  # train the output layer a little: the starting network is exactly bicubic
+        G.tail[-1].weight.normal_(0, 0.05)
+    seen = []
+    G.register_forward_pre_hook(lambda m, args: seen.append(tuple(args[0].shape[-2:])))
+    x = torch.rand(1, 3, 70, 90) * 2 - 1
+    with torch.no_grad():
+        whole = G(x)
+        seen.clear()
+        parts = tiled(G, x, 2, tile=32, overlap=24)
+    assert parts.shape == whole.shape == (1, 3, 140, 180)
+    assert len(seen) > 1 and max(max(s) for s in seen) <= 32  # tile by tile, never the whole image
+    torch.testing.assert_close(parts, whole, atol=1e-3, rtol=0)
+    with torch.no_grad():  # too little overlap for the network's reach: off only near the seams
+        rough = tiled(G, x, 2, tile=32, overlap=2)
+    diff = (rough - whole).abs().amax((0, 1))
+    assert diff.max() > 1e-2
+    assert diff[:20, :20].max() < 1e-3  # the first tile's interior is far from any seam
+
+
+def test_tile_starts_cover_the_image():
+    from ganforge.translate.infer import starts
+
+    assert starts(10, 32, 24) == [0]
+    assert starts(70, 32, 8) == [0, 8, 16, 24, 32, 38]

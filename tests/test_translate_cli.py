@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -81,3 +82,90 @@ def test_train_option_errors(tmp_path, capsys, args, message):
     assert main(["train", "digits", *TINY, "--steps", "1", "--out", str(tmp_path / "x"), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("ganforge train: error: ") and message in err and "\n" not in err
+
+
+def _png(path, array):
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def test_translate_writes_outputs_grid_and_notes(sr_run, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    inputs = tmp_path / "in"
+    _png(inputs / "small.png", rng.integers(0, 255, (6, 5), dtype=np.uint8))
+    _png(inputs / "colour.png", rng.integers(0, 255, (4, 4, 3), dtype=np.uint8))
+    (inputs / "readme.txt").write_text("not an image")
+    (inputs / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "out"
+    assert main(["translate", str(sr_run), str(inputs), "--out", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    from PIL import Image
+
+    with Image.open(out / "small.png") as im:
+        assert im.size == (20, 24) and im.mode == "L"  # x4, any size
+    assert sorted(p.name for p in out.iterdir()) == ["colour.png", "comparison.png", "small.png"]  # no temp files
+    assert "translated 2 image(s)" in captured.out
+    assert "colour.png: colour input converted to gray for this superres x4" in captured.err
+    assert "skipped 1 file(s) that are not images: readme.txt" in captured.err
+    assert "skipped broken.png: not a readable image (cannot identify image file)" in captured.err
+
+
+def test_translate_from_target_tiles_a_large_image(sr_run, tmp_path, capsys):
+    big = _png(tmp_path / "big.png", np.random.default_rng(1).integers(0, 255, (50, 42), dtype=np.uint8))
+    out = tmp_path / "out"
+    assert main(["translate", str(sr_run), str(big), "--out", str(out), "--from-target", "--tile", "8",
+                 "--overlap", "4", "--quiet"]) == 0
+    from PIL import Image
+
+    with Image.open(out / "big.png") as im:
+        assert im.size == (40, 48)  # the target cropped to a multiple of 4, its 1/4 input upscaled back
+    with Image.open(out / "comparison.png") as im:
+        assert im.height == 128 + 4 and im.width == 3 * (round(40 * 128 / 48) + 2) + 2  # input | output | target
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--task", "edges"], "was trained for superres x4 (bicubic downsampling), not edges: use a run trained for"),
+    (["--tile", "8", "--overlap", "8"], "--overlap (8) must be smaller than --tile (8)"),
+])
+def test_translate_errors(sr_run, tmp_path, capsys, args, message):
+    img = _png(tmp_path / "x.png", np.zeros((4, 4), np.uint8))
+    assert main(["translate", str(sr_run), str(img), "--out", str(tmp_path / "o"), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ganforge translate: error: ") and message in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_translate_nothing_usable_is_an_error(sr_run, tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("x")
+    assert main(["translate", str(sr_run), str(tmp_path / "in"), "--out", str(tmp_path / "o")]) == 2
+    assert "no images among" in capsys.readouterr().err
+
+
+def test_gray_input_to_an_rgb_model_is_converted_with_a_note(tmp_path, capsys):
+    run = _train(tmp_path, "rgb", "--channels", "3", "--family", "srresnet", "--task", "superres", "--scale", "2",
+                 "--model-options", '{"blocks": 1, "patch": 16}', steps=1)
+    img = _png(tmp_path / "g.png", np.full((5, 5), 100, np.uint8))
+    assert main(["translate", str(run), str(img), "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    assert "g.png: gray input converted to RGB (three equal channels) for this RGB model" in capsys.readouterr().err
+    from PIL import Image
+
+    with Image.open(tmp_path / "o" / "g.png") as im:
+        assert im.mode == "RGB" and im.size == (10, 10)
+
+
+def test_eval_reports_the_task_metrics_stating_what_was_measured(sr_run, capsys):
+    assert main(["eval", str(sr_run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = {r["metric"]: r for r in result["metrics"]}
+    assert {"psnr_y[model]", "ssim_y[model]", "hf_ratio[model]", "psnr_y[bicubic]", "ssim_y[bicubic]"} <= set(rows)
+    assert rows["psnr_y[model]"]["measured"] == ("PSNR (skimage) on gray value, 4-px border cropped, digits test "
+                                                 "split, 179 images 16x16")
+    assert 0 < rows["ssim_y[bicubic]"]["value"] <= 1 and rows["psnr_y[bicubic]"]["value"] > 5
+    assert main(["eval", str(sr_run)]) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[0].endswith("(step 4, pix2pix, superres x4 (bicubic downsampling)) on digits "
+                                         "(test split)")

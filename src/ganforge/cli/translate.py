@@ -139,3 +139,28 @@ def cmd_translate(a) -> int:
     if grid_path is not None:
         print(f"  comparison grid: {grid_path}")
     return 0
+
+
+# ---------------------------------------------------------------------- ganforge eval RUN
+def is_translation_run(path: str) -> bool:
+    """Whether ``path`` (a run directory or its checkpoint) is a pix2pix / srresnet run (read without torch)."""
+    import json
+
+    p = Path(path)
+    cfg = p / "config.json" if p.is_dir() else p.parent / "config.json"
+    try:
+        return json.loads(cfg.read_text()).get("model", {}).get("family") in TRANSLATION_FAMILIES
+    except (OSError, ValueError, AttributeError):  # no or a damaged config: the ordinary eval path says so
+        return False
+
+
+def eval_translation(a) -> int:
+    """`ganforge eval RUN` for an image-to-image run: the task's metrics on its test split."""
+    import json
+
+    from ganforge.devices import resolve_device
+    from ganforge.translate.metrics import evaluate_run, format_result
+
+    result = evaluate_run(a.run, device=str(resolve_device(a.device)), seed=a.seed)
+    print(json.dumps(result, indent=2) if a.json else format_result(result))
+    return 0
