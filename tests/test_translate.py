@@ -230,3 +230,49 @@ def test_tile_starts_cover_the_image():
 
     assert starts(10, 32, 24) == [0]
     assert starts(70, 32, 8) == [0, 8, 16, 24, 32, 38]
+
+
+def test_inputs_of_each_task_are_read_as_the_model_needs(tmp_path):
+    from PIL import Image
+
+    from ganforge.config import RunConfig
+    from ganforge.translate.infer import read_input
+
+    cfg = RunConfig()
+    cfg.model.channels = 3
+    gen = torch.Generator().manual_seed(0)
+    rgb = np.random.default_rng(0).integers(0, 255, (6, 6, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    rgba = np.concatenate([rgb, np.full((6, 6, 1), 255, np.uint8)], -1)
+    rgba[1:3, 2:5, 3] = 0
+    Image.fromarray(rgba).save(tmp_path / "holes.png")
+    with pytest.raises(DataError, match="rgb.png: inpainting fills transparent pixels, and this image has none"):
+        read_input(tmp_path / "rgb.png", tdata.Task("inpaint"), cfg, False, gen)
+    a, target, notes = read_input(tmp_path / "holes.png", tdata.Task("inpaint"), cfg, False, gen)
+    assert a.shape == (1, 4, 6, 6) and target is None and notes == []
+    assert ((a[0, 3] > 0) == torch.from_numpy(rgba[..., 3] == 0)).all()
+    a, _, notes = read_input(tmp_path / "rgb.png", tdata.Task("colorize"), cfg, False, gen)
+    assert a.shape == (1, 1, 6, 6) and notes == ["rgb.png: colour input: only its lightness (CIE L) is used"]
+    a, _, notes = read_input(tmp_path / "rgb.png", tdata.Task("edges"), cfg, False, gen)
+    assert a.shape == (1, 1, 6, 6) and "colour input converted to gray" in notes[0]
+    a, target, _ = read_input(tmp_path / "rgb.png", tdata.Task("superres", scale=4), cfg, True, gen)
+    assert a.shape == (1, 3, 1, 1) and target.shape == (1, 3, 4, 4)  # cropped to a multiple of the scale
+
+
+def test_sr_metrics_state_the_channel_border_and_data():
+    from ganforge.translate.metrics import hf_ratio, task_metrics, y_channel
+
+    task = tdata.Task("superres", scale=2)
+    b = torch.randint(0, 256, (3, 3, 16, 16), dtype=torch.uint8)
+    a, t = task.make(b)
+    test = tdata.Pairs(b, name="toy")
+    rows = {r["metric"]: r for r in task_metrics(task, a, t, t, test)}
+    assert rows["psnr_y[model]"]["value"] == float("inf") or rows["psnr_y[model]"]["value"] > 90
+    assert rows["ssim_y[model]"]["value"] == 1.0
+    assert rows["psnr_y[model]"]["measured"] == ("PSNR (skimage) on BT.601 luma Y (16-235), 2-px border cropped, "
+                                                 "toy test split, 3 images 16x16")
+    y = y_channel(np.full((1, 2, 2, 3), 255, np.uint8))
+    assert np.allclose(y, 235.0)
+    smooth = np.tile(np.linspace(0, 1, 16), (1, 16, 1))
+    noisy = smooth + np.random.default_rng(0).normal(0, 0.1, smooth.shape)
+    assert hf_ratio(smooth, noisy) < 0.1 < hf_ratio(noisy, noisy) == 1.0

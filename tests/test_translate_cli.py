@@ -169,3 +169,18 @@ def test_eval_reports_the_task_metrics_stating_what_was_measured(sr_run, capsys)
     text = capsys.readouterr().out
     assert text.splitlines()[0].endswith("(step 4, pix2pix, superres x4 (bicubic downsampling)) on digits "
                                          "(test split)")
+
+
+def test_train_on_a_paired_folder(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    for i in range(10):
+        _png(tmp_path / "ab" / f"{i}.png", rng.integers(0, 255, (16, 32, 3), dtype=np.uint8))
+    out = tmp_path / "run"
+    assert main(["train", str(tmp_path / "ab"), "--family", "pix2pix", *TINY, "--steps", "2", "--out", str(out),
+                 "--model-options", '{"patch": 16}', "--no-cache"]) == 0
+    assert "9 pairs of 3x16x16" in capsys.readouterr().out
+    o = json.loads((out / "config.json").read_text())["model"]["options"]
+    assert (o["task"], o["in_channels"], o["out_channels"]) == ("paired", 3, 3)
+    img = _png(tmp_path / "x.png", np.zeros((8, 8, 3), np.uint8))
+    assert main(["translate", str(out), str(img), "--out", str(tmp_path / "o"), "--from-target"]) == 2
+    assert "--from-target needs a task that makes its inputs" in capsys.readouterr().err

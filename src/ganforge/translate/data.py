@@ -23,6 +23,7 @@ Network tensors are floats in [-1, 1]: images as ``x / 127.5 - 1``, edges as -1 
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,7 +146,9 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
 
     x = lab.detach().float().cpu().permute(0, 2, 3, 1).numpy().astype(np.float64)
     x[..., 0] = np.clip(x[..., 0], 0, 100)
-    rgb = lab2rgb(x, channel_axis=-1)
+    with warnings.catch_warnings():  # predicted colours outside sRGB are expected; they are clipped
+        warnings.simplefilter("ignore", UserWarning)
+        rgb = lab2rgb(x, channel_axis=-1)
     return torch.from_numpy(rgb.astype(np.float32)).permute(0, 3, 1, 2).contiguous() * 2 - 1
 
 

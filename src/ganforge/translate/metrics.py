@@ -8,7 +8,8 @@
 * digits (mnist): the built-in digit network's accuracy on the outputs made from held-out inputs (pix2pix's
   FCN-score idea), and FID against the test targets in that network's features;
 * every task: the high-frequency energy ratio, output / target, of the luma's power spectrum in its top octave
-  (radial frequency from a quarter to a half cycle per pixel); 1 means as much fine detail as the targets.
+  (radial frequency from a quarter to a half cycle per pixel, Hann-windowed); 1 means as much fine detail as
+  the targets.
 
 Everything is measured on the run's test split (see :mod:`ganforge.translate.data`), at its native size.
 """
@@ -44,11 +45,12 @@ def crop_border(x: np.ndarray, border: int) -> np.ndarray:
 
 
 def psnr(out: np.ndarray, target: np.ndarray) -> float:
-    """Mean over images of PSNR (scikit-image), data range 255."""
+    """Mean over images of PSNR (scikit-image), data range 255; identical images score infinity."""
     from skimage.metrics import peak_signal_noise_ratio
 
-    return float(np.mean([peak_signal_noise_ratio(t.astype(np.float64), o.astype(np.float64), data_range=255)
-                          for o, t in zip(out, target)]))
+    with np.errstate(divide="ignore"):
+        return float(np.mean([peak_signal_noise_ratio(t.astype(np.float64), o.astype(np.float64), data_range=255)
+                              for o, t in zip(out, target)]))
 
 
 def ssim(out: np.ndarray, target: np.ndarray) -> float:
@@ -70,8 +72,10 @@ def colourfulness(u8: np.ndarray) -> np.ndarray:
 
 def high_frequency_energy(y: np.ndarray) -> float:
     """Summed power of the images' spectra [N, H, W] in the top octave (0.25 to 0.5 cycles per pixel radially),
-    mean removed."""
+    mean removed, under a 2-D Hann window (else the jump between opposite borders, which the FFT treats as
+    neighbours, shows up as fine detail)."""
     y = y - y.mean(axis=(1, 2), keepdims=True)
+    y = y * (np.hanning(y.shape[1])[:, None] * np.hanning(y.shape[2])[None, :])
     power = np.abs(np.fft.fft2(y)) ** 2
     fy = np.fft.fftfreq(y.shape[1])[:, None]
     fx = np.fft.fftfreq(y.shape[2])[None, :]
@@ -132,7 +136,8 @@ def task_metrics(task: Task, a: torch.Tensor, out: torch.Tensor, target: torch.T
             test.name == "mnist" and gray:
         rows += digit_metrics(task.to_image(a, out), task.to_image(a, target), test.labels, label, data)
     rows.append(entry(f"hf_ratio[{label}]", hf_ratio(y_channel(pic), y_channel(tgt)),
-                      f"power-spectrum energy of {luma} in the top octave (0.25-0.5 cycles/px), output / target, "
+                      f"Hann-windowed power-spectrum energy of {luma} in the top octave (0.25-0.5 cycles/px), "
+                      f"output / target, "
                       f"{data}"))
     return rows
 
