@@ -82,7 +82,7 @@ def test_an_argument_error_is_two_lines_and_status_2(capsys):
 def test_every_subcommand_reports_argument_errors_in_two_lines(command, capsys):
     needed = []  # the command's required arguments, so the unknown option is the only error
     for action in subcommands()[command]._actions:
-        if not action.option_strings and action.nargs is None:
+        if not action.option_strings and action.nargs in (None, "+"):
             needed.append(sorted(action.choices)[0] if action.choices else "x")
         elif action.required:
             needed += [action.option_strings[0], "x"]

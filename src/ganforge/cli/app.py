@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ganforge.cli import detect, generate, info, playground, stylegan, train, weights
+from ganforge.cli import detect, generate, info, playground, stylegan, train, translate, weights
 from ganforge.cli import edit as edit_cmd
 from ganforge.cli import eval as eval_cmd
 from ganforge.cli.common import FMT, Parser, one_line_warnings, print_error
@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (train.add_parser, generate.add_generate, generate.add_interpolate, info.add_info,
                 info.add_datasets, info.add_bench, eval_cmd.add_parser, stylegan.add_parsers, weights.add_parser,
-                edit_cmd.add_parser, detect.add_parser, playground.add_parser):
+                translate.add_parser, edit_cmd.add_parser, detect.add_parser, playground.add_parser):
         add(sub)
     return p
 

@@ -68,6 +68,10 @@ def add_parser(sub) -> None:
 def cmd_eval(a) -> int:
     import json
 
+    from ganforge.cli.translate import eval_translation, is_translation_run
+
+    if a.run and a.fake is None and is_translation_run(a.run):  # image-to-image: translate/metrics.py
+        return eval_translation(a)
     from ganforge.devices import resolve_device
     from ganforge.metrics.options import parse_metrics
     from ganforge.metrics.pipeline import run_eval

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ganforge.cli.common import FMT, json_object, layers_arg, non_negative, positive
+from ganforge.cli.translate import TRANSLATION_FAMILIES, add_translate_args, train_translation
 from ganforge.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
 D, M, T = DataConfig(), ModelConfig(), TrainConfig()
@@ -103,6 +104,7 @@ def add_parser(sub):
                         "where it was measured faster, else off")
     h.add_argument("--tensorboard", action="store_true", help="log scalars and grids to RUN/tensorboard")
     h.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_translate_args(p)
     p.set_defaults(func=cmd_train)
 
 
@@ -173,6 +175,8 @@ def cmd_train(a) -> int:
         cfg = _config_from_args(a)
         if a.init:
             cfg.model = RunConfig.load(a.init).model  # the weights fix the architecture
+    if cfg.model.family in TRANSLATION_FAMILIES or getattr(a, "task", None):  # image-to-image: translate/train.py
+        return train_translation(a, cfg)
     device = resolve_device(a.device if "device" in a.explicit or not a.resume else cfg.train.device)
     dist = distributed.init_from_env(device.type)
     try:

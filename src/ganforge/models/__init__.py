@@ -13,7 +13,9 @@ from ganforge.models import (  # noqa: F401
     dcgan,
     layers,
     mlp,
+    pix2pix,
     progan,
+    srresnet,
     stylegan2,
 )
 from ganforge.models.registry import build, families, is_conditional, register
