@@ -184,3 +184,13 @@ def test_train_on_a_paired_folder(tmp_path, capsys):
     img = _png(tmp_path / "x.png", np.zeros((8, 8, 3), np.uint8))
     assert main(["translate", str(out), str(img), "--out", str(tmp_path / "o"), "--from-target"]) == 2
     assert "--from-target needs a task that makes its inputs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["generate", "--n", "2", "--grid"], ["interpolate", "--out"]])
+def test_sampling_commands_send_an_image_to_image_run_to_translate(sr_run, tmp_path, capsys, command):
+    out = tmp_path / ("x.png" if command[0] == "generate" else "walk.gif")
+    assert main([command[0], str(sr_run), *command[1:], str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"ganforge {command[0]}: error: this run's generator turns images into images (an image-to-image "
+                   "family), so it has no latents to sample: use `ganforge translate RUN INPUT... --out DIR`")
+    assert not out.exists()

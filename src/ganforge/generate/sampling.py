@@ -41,6 +41,13 @@ def latents(G, n: int, seed: int, truncation: float = 1.0) -> torch.Tensor:
     return z if truncates_in_w(G) else z * truncation
 
 
+def require_latent_generator(G) -> None:
+    """Image-to-image generators (pix2pix, srresnet) take an image, not a latent: say what to run instead."""
+    if getattr(G, "image_to_image", False):
+        raise GenerateError("this run's generator turns images into images (an image-to-image family), so it has "
+                            "no latents to sample: use `ganforge translate RUN INPUT... --out DIR`")
+
+
 def truncates_in_w(G) -> bool:
     """Whether ``G`` truncates toward its average w itself (StyleGAN2) rather than through z."""
     return bool(getattr(G, "supports_w_truncation", False))
@@ -89,6 +96,7 @@ def generate(G, z: torch.Tensor, c: torch.Tensor | None = None, batch_size: int 
     track over all classes (at low psi that average draws one class-less image for every label);
     ``centers`` passes those class means in when they are already known (``class_w_centers``).
     """
+    require_latent_generator(G)
     check_truncation(truncation)
     if center not in CENTERS:
         raise GenerateError(f"truncation centre must be one of {', '.join(CENTERS)}, got '{center}'")
@@ -174,6 +182,7 @@ def render_walk(imgs: torch.Tensor, out: str | Path, fps: int) -> Path:
 
 def interpolation_latents(G, keys: int, steps: int, seed: int, truncation: float = 1.0) -> torch.Tensor:
     """A closed loop through ``keys`` seeded key latents with ``steps`` frames between each pair."""
+    require_latent_generator(G)
     check_walk(keys, steps)
     k = latents(G, keys, seed, truncation)
     frames = [slerp(k[i], k[(i + 1) % keys], s / steps) for i in range(keys) for s in range(steps)]

@@ -71,6 +71,8 @@ class UNetGenerator(nn.Module):
     """Encoder of stride-2 4x4 convolutions, decoder of 4x4 transposed convolutions, with each encoder level's
     features concatenated onto the decoder level of the same size (the skip connections)."""
 
+    image_to_image = True  # takes an image, not a latent: ganforge generate refuses it, translate runs it
+
     def __init__(self, in_channels: int, out_channels: int, width: int = 64, depth: int = 8, norm: str = "instance",
                  dropout: float = 0.0, upsample: int = 1):
         super().__init__()

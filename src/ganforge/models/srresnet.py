@@ -34,6 +34,8 @@ class ResidualBlock(nn.Module):
 
 
 class SRResNet(nn.Module):
+    image_to_image = True  # takes an image, not a latent: ganforge generate refuses it, translate runs it
+
     def __init__(self, channels: int, scale: int = 4, width: int = 64, blocks: int = 16):
         super().__init__()
         if scale not in (2, 4):
