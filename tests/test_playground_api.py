@@ -270,6 +270,40 @@ def test_export_writes_a_run_that_generate_and_resume_accept(client, tmp_path):
     assert again["name"] == "mine-2"  # an earlier run is never overwritten
 
 
+def test_an_export_keeps_uploaded_images_and_the_data_scale(client, tmp_path):
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from ganforge import load
+    from ganforge.cli.app import main
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for i, label in enumerate(["a", "a", "b", "b", "b"]):
+            png = io.BytesIO()
+            Image.new("L", (8, 8), 40 * i).save(png, format="PNG")
+            zf.writestr(f"pics/{label}/{i}.png", png.getvalue())
+    r = client.post("/api/uploads" + Q, files={"file": ("pics.zip", buf.getvalue())},
+                    data={"kind": "images", "resolution": "8", "channels": "1"})
+    assert r.status_code == 201, r.text
+    setup = {**TINY, "data": {"source": "upload:" + r.json()["id"], "normalize": "[0,1]"}}
+    sid = new_session(client, setup)
+    control(client, sid, "step")
+    wait_for(lambda: state(client, sid), lambda u: u.get("step") == 1, "one step")
+    run = client.post(f"/api/sessions/{sid}/export{Q}", json={"name": "up"}).json()["run"]
+    cfg = json.loads((tmp_path / "runs" / "up" / "config.json").read_text())
+    data_dir = tmp_path / "runs" / "up" / "data"
+    assert cfg["data"]["source"] == str(data_dir.resolve())  # the upload, kept with the run
+    assert sorted(p.name for p in data_dir.iterdir()) == ["a", "b"] and len(list(data_dir.rglob("*.png"))) == 5
+    assert main(["train", "--resume", run, "--steps", "2", "--quiet"]) == 0  # the data is found again
+    G = load(run)
+    z = torch.randn(3, G.z_dim)
+    raw = G._forward_hooks.clear() or G(z)  # without the hook: G's own [0, 1]-scale output
+    assert torch.allclose(load(run)(z), raw * 2 - 1)  # what readers get: [-1, 1] as for every run
+
+
 @pytest.mark.parametrize("name", ["../evil", "..", "a/b", "", "x" * 65, 7])
 def test_export_names_are_checked(client, name):
     sid = new_session(client)

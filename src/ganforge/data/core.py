@@ -12,6 +12,16 @@ DEFAULT_FOLDER_RESOLUTION = 64
 MIN_RESOLUTION = 4
 
 
+def to_signed_unit(x, normalize: str):
+    """Images in a run's training scale (``data.normalize``: [-1,1], [0,1] or none = 0..255) -> [-1, 1],
+    the scale every image writer and metric reads."""
+    if normalize == "[0,1]":
+        return x * 2 - 1
+    if normalize == "none":
+        return x / 127.5 - 1
+    return x
+
+
 @dataclass
 class ImageDataset:
     """A whole dataset held in memory as uint8 images.

@@ -7,6 +7,7 @@ import torch
 
 from ganforge import models
 from ganforge.config import RunConfig
+from ganforge.data.core import to_signed_unit
 from ganforge.errors import CheckpointError
 from ganforge.models.stylegan2 import set_precision
 from ganforge.storage.checkpoint import load_checkpoint, load_module, resolve
@@ -30,6 +31,8 @@ def load_run(path: str | Path, device: str = "cpu",
         load_module(D, tensors, "D", str(ckpt))
     G.class_names = list(cfg.class_names)
     G.step = int(meta.get("step", 0))
+    if cfg.data.normalize != "[-1,1]":  # trained on [0,1] or raw pixels: every reader of G expects [-1, 1]
+        G.register_forward_hook(lambda module, args, out: to_signed_unit(out, cfg.data.normalize))
     set_precision(G, precision)
     set_precision(D, precision)
     return cfg, G.to(device).eval().requires_grad_(False), D.to(device).eval().requires_grad_(False)

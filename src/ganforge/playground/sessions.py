@@ -343,7 +343,16 @@ class Session:
         from ganforge.train.run import Run, new_run_dir
 
         with self.lock:
-            run = Run(self.engine.trainer, new_run_dir(Path(runs_dir) / name), progress=False)
+            run_dir = new_run_dir(Path(runs_dir) / name)
+            trainer = self.engine.trainer
+            if str(trainer.cfg.data.source).startswith("upload:"):
+                # An upload lives only in this server: keep its images with the run, so that
+                # `ganforge train --resume` and `eval` find the same data later.
+                folder = _write_images(trainer.data, run_dir / "data")
+                trainer.cfg.data.source = str(folder.resolve())
+                trainer.cfg.data.resolution = trainer.data.images.shape[-1]
+                trainer.cfg.data.channels = trainer.data.images.shape[1]
+            run = Run(trainer, run_dir, progress=False)
             run.write_grid()
             run.save()
             run.finish()
@@ -368,6 +377,20 @@ class Session:
         frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0,
                        optimize=False)
         return buf.getvalue()
+
+
+def _write_images(data, folder):
+    """Each image of ``data`` as a PNG under ``folder`` (in one sub-folder per class when labelled)."""
+    from pathlib import Path
+
+    from ganforge.storage.images import save_image, to_pil
+
+    folder = Path(folder)
+    for i, image in enumerate(data.images.permute(0, 2, 3, 1).numpy()):
+        sub = folder / data.class_names[int(data.labels[i])] if data.labels is not None else folder
+        sub.mkdir(parents=True, exist_ok=True)
+        save_image(to_pil(image), sub / f"{i:06d}.png")
+    return folder
 
 
 class LimitError(ConfigError):

@@ -29,7 +29,7 @@ from ganforge import models
 from ganforge.config import RunConfig
 from ganforge.data import ImageDataset
 from ganforge.data.builtin import BUILTINS, DIGIT_SETS, PHOTO_RESOLUTION
-from ganforge.data.core import DEFAULT_FOLDER_RESOLUTION
+from ganforge.data.core import DEFAULT_FOLDER_RESOLUTION, to_signed_unit
 from ganforge.devices import resolve_channels_last, resolve_precision
 from ganforge.errors import CheckpointError, ConfigError, require
 from ganforge.generate.sampling import latents
@@ -225,6 +225,7 @@ class Run:
         z, c = self.grid_z, self.grid_c
         imgs = torch.cat([self.trainer.sample(z[i:i + GRID_BATCH], None if c is None else c[i:i + GRID_BATCH])
                           for i in range(0, len(z), GRID_BATCH)])
+        imgs = to_signed_unit(imgs, self.trainer.cfg.data.normalize)
         path = self.dir / "samples" / f"step-{self.trainer.step_count:06d}.png"
         path.parent.mkdir(exist_ok=True)
         self.last_grid = grid(imgs, nrow=self.grid_cols, upscale=auto_upscale(imgs.shape[-1]))
