@@ -179,11 +179,11 @@ def main() -> None:
                    "more training fakes from (latent seed --runs-seed)")
     p.add_argument("--runs-n", type=int, default=800, help="fakes per --runs run")
     p.add_argument("--runs-seed", type=int, default=RUN_SEED)
-    p.add_argument("--heldout", nargs="*", default=[], metavar="RUN", help="runs never trained on: the detector "
-                   "is only scored on their fakes (latent seed 0, as `ganforge detect --fake-from`)")
+    p.add_argument("--heldout", nargs="*", default=[], metavar="RUN", help="runs to score the detector on, "
+                   "e.g. ones it never trained on (latent seed 0, as `ganforge detect --fake-from`)")
     p.add_argument("--heldout-n", type=int, default=500)
     p.add_argument("--kind", default="both", choices=["spectral", "cnn", "both"])
-    p.add_argument("--cnn-steps", type=int, default=300)
+    p.add_argument("--cnn-steps", type=int, default=1500)
     p.add_argument("--detector-out", default=str(WEIGHTS))
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
@@ -222,7 +222,7 @@ def main() -> None:
                       "detector_s": round(time.perf_counter() - t1)}), flush=True)
     for run in a.heldout:
         imgs = decoded(np.stack([it.array for it in generated(run, a.heldout_n, seed=0)]))
-        print(json.dumps(evaluate(det, f"held-out run {run}", imgs)), flush=True)
+        print(json.dumps(evaluate(det, f"{run}, latent seed 0", imgs)), flush=True)
 
 
 if __name__ == "__main__":
