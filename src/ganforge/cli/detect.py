@@ -16,8 +16,10 @@ def add_parser(sub) -> None:
                                    "band, or the CNN's region). With --real and --fake (or --fake-from) it reports "
                                    "AP, ROC AUC, accuracy and balanced accuracy at the threshold, and ECE.",
                        epilog="Without --detector the shipped digit detector is used (trained by "
-                              "benchmarks/make_digit_detector.py on fakes of every ganforge family against MNIST "
-                              "and digits, 28x28 gray): it is meant for the bundled digit domain only; for other "
+                              "benchmarks/make_digit_detector.py on fakes of every ganforge family: small models, "
+                              "default-size ones and the stylegan2-mnist preset, trained from a few dozen to 2,000 "
+                              "steps, against MNIST and digits, 28x28 gray): it is meant for the bundled digit "
+                              "domain only; for other "
                               "images build one with `ganforge detect-train`. Every image goes through one decode "
                               "path: first frame, gray or RGB as the detector wants, centre square, Lanczos to its "
                               "size, then a JPEG round trip at the detector's normalisation quality; unreadable "
