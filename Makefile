@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 
-.PHONY: demo test lint test-threads install install-test clean
+.PHONY: demo test lint test-threads install install-test browser clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -29,7 +29,15 @@ demo: install
 	$(BIN)/ganforge generate runs/demo --n 64 --grid runs/demo/generated.png --out runs/demo/generated
 	$(BIN)/ganforge info runs/demo
 
-test: install-test lint
+# The playground's browser tests drive Debian's chromium through its chromedriver; where apt cannot install
+# them (no root, no sudo, not Debian) the tests say so and are skipped.
+browser:
+	@command -v chromedriver >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium chromium-driver; } || \
+	  echo "make: could not install chromium + chromium-driver: the browser tests will be skipped"; }
+
+test: install-test browser lint
 	$(BIN)/python -m pytest -q
 
 lint: install-test
