@@ -444,20 +444,8 @@ class Trainer:
 
     # ----------------------------------------------------------------- state
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors: dict[str, torch.Tensor] = {}
-        for prefix, net in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
-            tensors.update(module_tensors(net, prefix))
-        tg, mg = optimizer_tensors(self.opt_G, "opt_G")
-        td, md = optimizer_tensors(self.opt_D, "opt_D")
-        tensors.update(tg)
-        tensors.update(td)
-        tensors["rng.global"] = torch.get_rng_state()
-        tensors["rng.data"] = self.data_gen.get_state()
-        tensors["rng.noise"] = self.noise_gen.get_state()
-        tensors["data.perm"] = self.perm
+        tensors, meta = loop_state(self, (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)), self.dist.world_size)
         tensors["pl_mean"] = self.path_length.mean.detach().cpu().reshape([])
-        meta = {"step": self.step_count, "data_pos": self.pos, "opt_G": mg, "opt_D": md,
-                "config": self.cfg.to_dict(), "world_size": self.dist.world_size}
         if self.ada is not None:
             meta["ada_p"] = self.ada.p
         if self.ada_control is not None:
@@ -468,14 +456,7 @@ class Trainer:
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str = "checkpoint"):
         try:
-            for prefix, net in (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)):
-                load_module(net, tensors, prefix, source)
-            load_optimizer(self.opt_G, tensors, meta["opt_G"], "opt_G")
-            load_optimizer(self.opt_D, tensors, meta["opt_D"], "opt_D")
-            torch.set_rng_state(tensors["rng.global"])
-            self.data_gen.set_state(tensors["rng.data"])
-            self.noise_gen.set_state(tensors["rng.noise"])
-            self.perm, self.pos, self.step_count = tensors["data.perm"].long(), int(meta["data_pos"]), int(meta["step"])
+            load_loop_state(self, tensors, meta, (("G", self.G), ("G_ema", self.G_ema), ("D", self.D)), source)
             if "pl_mean" in tensors:  # absent in checkpoints from before path-length regularisation
                 self.path_length.mean = tensors["pl_mean"].to(self.device, torch.float32)
             if self.ada is not None and "ada_p" in meta:
@@ -493,6 +474,38 @@ class Trainer:
         if meta.get("world_size", 1) != self.dist.world_size and self.dist.is_main:
             warn("resuming with a different number of processes: training continues, "
                  "but not bit-identically to an uninterrupted run", stacklevel=2)
+
+
+def loop_state(t, nets, world_size: int) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """What every trainer's checkpoint holds: the networks (``(prefix, module)`` pairs), both optimizers, the
+    random streams (global, data order, noise), the data order and position, the step and the config. ``t``
+    has ``opt_G``, ``opt_D``, ``data_gen``, ``noise_gen``, ``perm``, ``pos``, ``step_count`` and ``cfg``."""
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, net in nets:
+        tensors.update(module_tensors(net, prefix))
+    meta: dict[str, Any] = {"step": t.step_count, "data_pos": t.pos}
+    for name in ("opt_G", "opt_D"):
+        opt_tensors, meta[name] = optimizer_tensors(getattr(t, name), name)
+        tensors.update(opt_tensors)
+    tensors["rng.global"] = torch.get_rng_state()
+    tensors["rng.data"] = t.data_gen.get_state()
+    tensors["rng.noise"] = t.noise_gen.get_state()
+    tensors["data.perm"] = t.perm
+    meta.update(config=t.cfg.to_dict(), world_size=world_size)
+    return tensors, meta
+
+
+def load_loop_state(t, tensors: dict[str, torch.Tensor], meta: dict[str, Any], nets, source: str) -> None:
+    """Restore what :func:`loop_state` saved into ``t``; a missing entry raises KeyError for the caller to
+    name."""
+    for prefix, net in nets:
+        load_module(net, tensors, prefix, source)
+    for name in ("opt_G", "opt_D"):
+        load_optimizer(getattr(t, name), tensors, meta[name], name)
+    torch.set_rng_state(tensors["rng.global"])
+    t.data_gen.set_state(tensors["rng.data"])
+    t.noise_gen.set_state(tensors["rng.noise"])
+    t.perm, t.pos, t.step_count = tensors["data.perm"].long(), int(meta["data_pos"]), int(meta["step"])
 
 
 def init_weights(trainer: Trainer, run: str, tensors: dict[str, torch.Tensor], init_cfg: RunConfig) -> list[str]:

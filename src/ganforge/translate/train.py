@@ -30,16 +30,12 @@ from ganforge.errors import CheckpointError, ConfigError
 from ganforge.storage.checkpoint import (
     CHECKPOINT_NAME,
     load_checkpoint,
-    load_module,
-    load_optimizer,
-    module_tensors,
-    optimizer_tensors,
 )
 from ganforge.storage.images import auto_upscale, grid, save_image
 from ganforge.train.distributed import DistInfo
 from ganforge.train.losses import get_loss
 from ganforge.train.run import Run, check_resumable
-from ganforge.train.trainer import OPTIMIZERS, validate
+from ganforge.train.trainer import OPTIMIZERS, load_loop_state, loop_state, validate
 from ganforge.translate.data import Pairs, Task, crop_flip, load_pairs
 
 TRANSLATION_FAMILIES = ("pix2pix", "srresnet")
@@ -234,29 +230,11 @@ class TranslationTrainer:
 
     # ------------------------------------------------------------------ state
     def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        tensors = {**module_tensors(self.G, "G"), **module_tensors(self.D, "D")}
-        tg, mg = optimizer_tensors(self.opt_G, "opt_G")
-        td, md = optimizer_tensors(self.opt_D, "opt_D")
-        tensors.update(tg)
-        tensors.update(td)
-        tensors["rng.global"] = torch.get_rng_state()
-        tensors["rng.data"] = self.data_gen.get_state()
-        tensors["rng.noise"] = self.noise_gen.get_state()
-        tensors["data.perm"] = self.perm
-        meta = {"step": self.step_count, "data_pos": self.pos, "opt_G": mg, "opt_D": md,
-                "config": self.cfg.to_dict(), "world_size": 1}
-        return tensors, meta
+        return loop_state(self, (("G", self.G), ("D", self.D)), 1)
 
     def load_state(self, tensors: dict[str, torch.Tensor], meta: dict[str, Any], source: str = "checkpoint") -> None:
         try:
-            load_module(self.G, tensors, "G", source)
-            load_module(self.D, tensors, "D", source)
-            load_optimizer(self.opt_G, tensors, meta["opt_G"], "opt_G")
-            load_optimizer(self.opt_D, tensors, meta["opt_D"], "opt_D")
-            torch.set_rng_state(tensors["rng.global"])
-            self.data_gen.set_state(tensors["rng.data"])
-            self.noise_gen.set_state(tensors["rng.noise"])
-            self.perm, self.pos, self.step_count = tensors["data.perm"].long(), int(meta["data_pos"]), int(meta["step"])
+            load_loop_state(self, tensors, meta, (("G", self.G), ("D", self.D)), source)
         except KeyError as e:
             raise CheckpointError(f"{source} lacks {e}: it is not a full training checkpoint") from e
         if len(self.perm) != len(self.data):
