@@ -19,7 +19,7 @@ from ganforge.edit.directions import (
     style_affines,
 )
 from ganforge.edit.editing import load_projected_w, parse_strengths
-from ganforge.errors import ConfigError, GenerateError, StyleGANError
+from ganforge.errors import ConfigError, GanforgeError, GenerateError, StyleGANError
 from ganforge.generate.stylegan import map_to_w, synthesize
 
 Z = 16
@@ -319,3 +319,12 @@ def test_edit_a_projected_w(sg, tmp_path):
     np.savez(tmp_path / "nokey.npz", x=np.zeros(3))
     with pytest.raises(StyleGANError, match="holds no 'w' array"):
         load_projected_w(tmp_path / "nokey.npz", sg)
+
+
+def test_a_file_that_is_not_an_npz_is_one_clear_line(sg, tmp_path):
+    path = tmp_path / "notes.npz"
+    path.write_text("not an archive")
+    with pytest.raises(GanforgeError) as e:
+        load_directions(path, sg)
+    assert str(e.value) == (f"{path} is not a ganforge directions file (not an .npz archive): make one with "
+                            "`ganforge directions RUN --out FILE.npz`")

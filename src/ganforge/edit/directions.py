@@ -28,6 +28,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -484,6 +485,9 @@ def load_directions(path: str | Path, G=None, family: str | None = None) -> Dire
     if not path.is_file():
         raise GenerateError(f"directions file {path} not found: make one with `ganforge directions RUN --out "
                             f"{path.name}`")
+    if not zipfile.is_zipfile(path):  # else numpy reads it as a pickle and its refusal suggests unpickling it
+        raise GenerateError(f"{path} is not a ganforge directions file (not an .npz archive): make one with "
+                            "`ganforge directions RUN --out FILE.npz`")
     try:
         with np.load(path, allow_pickle=False) as f:
             meta = json.loads(str(f["meta"]))
