@@ -306,3 +306,17 @@ def test_the_file_format_is_no_cue(quality):
         assert max(moved.values()) <= 0.02, moved
     else:
         assert ap["A", "PNG"] - ap["B", "PNG"] > 0.02, ap
+
+
+def test_a_file_that_is_no_detector_is_named_as_such(tmp_path):
+    from ganforge.detect.detector import load
+    from ganforge.errors import CheckpointError
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    with pytest.raises(CheckpointError) as e:
+        load(notes)
+    assert str(e.value) == (f"{notes} is not a detector: a detector is NAME.safetensors + NAME.json made by "
+                            "`ganforge detect-train`")
+    with pytest.raises(CheckpointError, match=r"^no detector at .*missing: make one with `ganforge detect-train`$"):
+        load(tmp_path / "missing")

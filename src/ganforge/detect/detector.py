@@ -197,6 +197,9 @@ def detector_paths(path: str | Path) -> tuple[Path, Path]:
 
 def load(path: str | Path) -> Detector:
     """Read a detector; any file that is not one this ganforge can read is a one-line CheckpointError."""
+    if Path(path).is_file() and Path(path).suffix not in (".safetensors", ".json"):
+        raise CheckpointError(f"{path} is not a detector: a detector is NAME.safetensors + NAME.json made by "
+                              "`ganforge detect-train`")
     st, js = detector_paths(path)
     if not st.exists() and not js.exists():
         raise CheckpointError(f"no detector at {path}: make one with `ganforge detect-train`")
