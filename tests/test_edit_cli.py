@@ -178,3 +178,16 @@ def test_bad_input_is_one_line(cdc_run, sg_run, files, capsys):
         err = error_line(capsys)
         assert message in err, (argv, err)
     assert not (files / "y.npz").exists() and not (files / "x.png").exists()
+
+
+def test_directions_go_to_the_runs_directions_folder_by_default(sg_run, capsys):
+    """Without --out they land where the playground's Explore tab looks for named directions."""
+    assert main(["directions", str(sg_run), "--method", "pca", "--k", "2", "--n", "200"]) == 0
+    out = sg_run / "directions" / "pca.npz"
+    assert f"wrote {out}: 2 pca direction(s) in w" in capsys.readouterr().out
+    assert load_directions(out).names == ["pca0", "pca1"]
+    from ganforge.playground.explore import Explorer
+
+    assert [d["key"] for d in Explorer(sg_run).info()["named"]] == ["directions/pca.npz:pca0",
+                                                                   "directions/pca.npz:pca1"]
+    out.unlink()

@@ -331,6 +331,12 @@ def test_the_explore_tab_renders_an_exported_run(server, browser):
         made = client.post(f"/api/sessions/{sid}/export", json={"name": "explore-me"})
         assert made.status_code == 200, made.text
         client.delete(f"/api/sessions/{sid}")
+    from ganforge.edit.directions import find_directions
+    from ganforge.generate.runs import load_run
+
+    run = server["runs"] / "explore-me"
+    _, G, _ = load_run(run)  # as `ganforge directions RUN --method pca --k 2` writes them
+    find_directions(G, "pca", k=2, n=200).save(run / "directions" / "pca.npz")
     open_page(browser, server, TINY)
     click(browser, "tab-explore")
     wait(browser, lambda d: "explore-me" in [o.get_attribute("value") for o in
@@ -350,6 +356,15 @@ def test_the_explore_tab_renders_an_exported_run(server, browser):
          message="choosing a class rendered the same image")
     assert by_id(browser, "ex-download").get_attribute("href") == by_id(browser, "ex-image").get_attribute("src")
     assert by_id(browser, "ex-download").get_attribute("download") == "ganforge-seed7.png"
+    # the run's named directions: one slider each, labelled by name; moving one redraws
+    named = browser.find_elements(By.CSS_SELECTOR, "#ex-named label")
+    assert [lab.text.strip() for lab in named] == ["pca0", "pca1"]
+    assert named[1].get_attribute("title") == "pca.npz: pca, z"
+    classed = by_id(browser, "ex-image").get_attribute("src")
+    slider = named[1].find_element(By.TAG_NAME, "input")
+    browser.execute_script("arguments[0].value = 3; arguments[0].dispatchEvent(new Event('input'));", slider)
+    wait(browser, lambda d: by_id(d, "ex-image").get_attribute("src") != classed,
+         message="moving a named direction rendered the same image")
 
 
 def test_points_drawn_with_the_mouse_or_pasted_become_the_2d_data(server, browser):

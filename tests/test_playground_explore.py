@@ -143,7 +143,8 @@ def test_every_call_needs_the_token(runs_dir):
 def test_explore_info_and_render_is_deterministic_per_seed(client):
     opened = open_run(client, "dc")
     assert opened["info"] == {"family": "dcgan", "z_dim": 8, "num_classes": 0, "classes": [], "stylegan": False,
-                              "num_ws": 0, "directions": 8, "resolution": 8, "channels": 1}
+                              "num_ws": 0, "directions": 8, "named": [], "named_skipped": [],
+                              "resolution": 8, "channels": 1}
     eid = opened["id"]
     a, again, other = draw(client, eid, seed=3), draw(client, eid, seed=3), draw(client, eid, seed=4)
     assert a["size"] == [8, 8]
@@ -280,7 +281,7 @@ def test_stylegan_only_controls_on_other_runs(client):
     ({"interp": {"seed_b": 1, "t": 1.5}}, "interp t must be from 0 to 1, got 1.5"),
     ({"interp": {"seed_b": 1}}, "interp must be an object with seed_b, t (or null)"),
     ({"space": "x"}, "space must be w or z, got 'x'"),
-    ({"colour": 1}, "unknown render field 'colour': use seed, n, psi, class, directions, mix, interp, space"),
+    ({"colour": 1}, "unknown render field 'colour': use seed, n, psi, class, directions, named, mix, interp, space"),
 ])
 def test_bad_render_requests_are_400(client, body, message):
     eid = open_run(client, "dc")["id"]
@@ -313,3 +314,69 @@ def test_explore_sessions_are_capped_and_closed(client):
     assert client.post(f"/api/explore/{ids[-1]}/render", json={}).status_code == 404
     assert open_run(client, "dc")["id"] not in ids  # a closed id is not handed out again
     assert client.post(f"/api/explore/{ids[1]}/render", json={}).status_code == 200
+
+
+# ----------------------------------------------------------------- named directions (ganforge directions)
+@pytest.fixture(scope="module")
+def named_runs(tmp_path_factory):
+    from ganforge.edit.directions import find_directions
+    from ganforge.generate.runs import load_run
+
+    root = tmp_path_factory.mktemp("named")
+    train_tiny(root / "dc", "dcgan")
+    (root / "sg").mkdir()
+    tiny_stylegan(root / "sg")
+    _, G, _ = load_run(root / "sg")
+    find_directions(G, "sefa", layers="0-1", k=2).save(root / "sg" / "directions" / "sefa.npz")
+    _, Gd, _ = load_run(root / "dc")
+    find_directions(Gd, "pca", k=3, n=200).save(root / "dc" / "directions" / "pca.npz")
+    # the stylegan's directions copied into the dcgan run: made for another network, listed as left out
+    (root / "dc" / "directions" / "from-sg.npz").write_bytes((root / "sg" / "directions" / "sefa.npz").read_bytes())
+    import numpy as np
+
+    np.savez(root / "dc" / "projected_w.npz", w=np.zeros((1, 8), np.float32))  # another kind of .npz: not news
+    return root
+
+
+def test_named_directions_are_listed_with_what_was_left_out(named_runs):
+    info = make_client(named_runs).post("/api/explore", json={"run": "dc"}).json()["info"]
+    assert [d["key"] for d in info["named"]] == ["directions/pca.npz:pca0", "directions/pca.npz:pca1",
+                                                 "directions/pca.npz:pca2"]
+    assert info["named"][0] == {"key": "directions/pca.npz:pca0", "name": "pca0", "file": "pca.npz",
+                                "method": "pca", "space": "z", "layers": None}
+    assert len(info["named_skipped"]) == 1
+    assert info["named_skipped"][0].startswith("directions/from-sg.npz: ") and \
+        "was made for another network" in info["named_skipped"][0]
+    sg = make_client(named_runs).post("/api/explore", json={"run": "sg"}).json()["info"]
+    assert [(d["name"], d["space"], d["layers"]) for d in sg["named"]] == [("sefa0", "w", [0, 1]),
+                                                                          ("sefa1", "w", [0, 1])]
+
+
+@pytest.mark.parametrize("run,key,name", [("dc", "directions/pca.npz:pca1", "pca1"),
+                                          ("sg", "directions/sefa.npz:sefa0", "sefa0")])
+def test_a_named_slider_draws_what_ganforge_edit_draws(named_runs, run, key, name):
+    from ganforge.edit.directions import load_directions
+    from ganforge.edit.editing import edit_images
+
+    ex = Explorer(named_runs / run)
+    dirs = load_directions(named_runs / run / key.split(":")[0], ex.G)
+    for strength in (-2.0, 1.5):
+        got = ex.render(seed=5, named={key: strength})
+        want = edit_images(ex.G, dirs, name, seed=5, strengths=[strength])
+        assert torch.allclose(got, want, atol=1e-5)
+    base = ex.render(seed=5)
+    assert torch.equal(ex.render(seed=5, named={key: 0.0}), base)
+    assert (ex.render(seed=5, named={key: 3.0}) - base).abs().max() > 1e-3
+
+
+def test_named_direction_errors_are_one_line(named_runs):
+    client = make_client(named_runs)
+    eid = open_run(client, "dc")["id"]
+    msg = error(client.post(f"/api/explore/{eid}/render", json={"named": {"directions/x.npz:up": 1.0}}))
+    assert msg.startswith("no named direction 'directions/x.npz:up' in this run; it has directions/pca.npz:pca0")
+    assert "strengths must be from -10 to 10" in error(client.post(
+        f"/api/explore/{eid}/render", json={"named": {"directions/pca.npz:pca0": 20}}))
+    assert error(client.post(f"/api/explore/{eid}/render", json={"named": [1, 2]})).startswith(
+        "named must be an object of at most 32")
+    assert "must be a number" in error(client.post(
+        f"/api/explore/{eid}/render", json={"named": {"directions/pca.npz:pca0": "up"}}))

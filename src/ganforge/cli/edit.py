@@ -22,7 +22,8 @@ def add_parser(sub) -> None:
                     "s mod the number of classes, unless --class). Edit with `ganforge edit`.")
     p.add_argument("run", help="run directory (or its checkpoint)")
     p.add_argument("--method", choices=["sefa", "pca", "svm"], default="sefa", help="how to find the directions")
-    p.add_argument("--out", required=True, help="directions file to write (.npz)")
+    p.add_argument("--out", help="directions file to write (.npz; None: RUN/directions/NAME.npz, NAME the "
+                                 "--name, --attribute or method, where the playground's Explore tab finds it)")
     p.add_argument("--space", choices=["z", "w"], help="latent space (None: w for StyleGAN2 runs, else z)")
     p.add_argument("--layers", help="w layers, e.g. 0-5, coarse, middle, fine (None: all); sefa reads these "
                                     "layers' style weights, and `ganforge edit` moves them by default")
@@ -92,6 +93,10 @@ def cmd_directions(a) -> int:
     from ganforge.edit.directions import find_directions
     from ganforge.errors import ConfigError, OutputPathError
 
+    if a.out is None:
+        run = Path(a.run) if Path(a.run).is_dir() else Path(a.run).parent
+        stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", a.name or a.attribute or a.method).strip("._") or a.method
+        a.out = str(run / "directions" / f"{stem}.npz")
     if Path(a.out).suffix.lower() != ".npz":
         raise OutputPathError(f"--out must name a .npz file, got {a.out}")
     if a.method != "svm":

@@ -16,6 +16,11 @@ How each control acts, by kind of generator:
   generate`` does); directions are the principal components of sampled z (z is an isotropic Gaussian, so
   they are close to an arbitrary orthonormal basis, ordered by the sample's variance); interpolation slerps z.
 
+Named directions: every directions file of the run (``RUN/directions/*.npz``, where ``ganforge directions``
+writes by default, and ``RUN/*.npz``) that was found on this network gets one slider per direction, named
+as in the file (``thickness``, ``sefa0``), moving z, or w on the file's layers, as ``ganforge edit`` does;
+a file made for another network is listed with the reason and left out.
+
 A slider's value is in standard deviations of its component over the sample. Image ``i`` of ``n`` is seed
 ``seed + i`` (so it is the image that ``n=1`` draws for that seed); interpolation and mixing use the one
 other seed for all of them. Noise is the network's stored noise: a request always draws the same picture.
@@ -37,6 +42,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 
 from ganforge.config import RunConfig
+from ganforge.edit.directions import Directions as FoundDirections
+from ganforge.edit.directions import load_directions
 from ganforge.errors import GanforgeError, GenerateError
 from ganforge.generate.runs import load_run
 from ganforge.generate.sampling import classes, generate, slerp, truncates_in_w
@@ -52,6 +59,7 @@ MAX_STRENGTH = 10.0  # a slider's reach, in standard deviations
 NUM_DIRECTIONS = 8  # principal directions offered (fewer when the latent is smaller)
 PCA_SAMPLES = 2000  # latents sampled for the PCA
 PCA_SEED = 0
+MAX_NAMED = 32  # named directions offered from a run's directions files (the first, by file and order)
 MAX_EXPLORERS = 4  # explore sessions held at once (each holds a generator); the oldest is dropped first
 SPACES = ("w", "z")
 
@@ -173,6 +181,57 @@ def offset(directions: Directions, strengths) -> torch.Tensor:
     return (s * directions.stds) @ directions.components
 
 
+@dataclass
+class Named:
+    """One direction of a directions file: slider ``key`` (``file:name``), its file's directions and name."""
+
+    key: str
+    dirs: FoundDirections
+    name: str
+
+    def describe(self) -> dict:
+        d = self.dirs
+        return {"key": self.key, "name": self.name, "file": Path(d.info.get("path", "")).name, "method": d.method,
+                "space": d.space, "layers": d.layers}
+
+
+def named_directions(run: Path, G, family: str | None = None) -> tuple[list[Named], list[str]]:
+    """The directions found on this network in the run's directions files, and one line per file left out."""
+    found: list[Named] = []
+    skipped: list[str] = []
+    files = sorted((run / "directions").glob("*.npz")) + sorted(run.glob("*.npz"))
+    for path in files:
+        rel = path.relative_to(run).as_posix()
+        try:
+            dirs = load_directions(path, G, family)
+        except GanforgeError as e:
+            if "another network" in str(e) or path.parent != run:  # a stray .npz beside the run is not news
+                skipped.append(f"{rel}: {str(e).splitlines()[0]}")
+            continue
+        for name in dirs.names:
+            if len(found) == MAX_NAMED:
+                skipped.append(f"{rel}: '{name}' and later directions left out (at most {MAX_NAMED} are shown)")
+                break
+            found.append(Named(f"{rel}:{name}", dirs, name))
+    return found, skipped
+
+
+def apply_named(G, z: torch.Tensor, ws: torch.Tensor | None, moves: list[tuple[Named, float]], space: str):
+    """Add the named moves of ``space`` ('z' or 'w') to z ``[n, z_dim]`` or to ws ``[n, num_ws, w_dim]``."""
+    out = (z if space == "z" else ws).clone()
+    for named, strength in moves:
+        d = named.dirs
+        if d.space != space or not strength:
+            continue
+        step = d.vector(named.name).to(out) * (float(strength) * d.std_of(named.name))
+        if space == "z":
+            out += step
+        else:
+            rows = list(range(G.num_ws)) if d.layers is None else d.layers
+            out[:, rows] += step
+    return out
+
+
 # ----------------------------------------------------------------- rendering
 @dataclass
 class Mix:
@@ -206,13 +265,15 @@ def class_index(G, value) -> int | None:
 @torch.inference_mode()
 def render(G, seed: int = 0, n: int = 1, psi: float = 1.0, class_idx: int | None = None,
            strengths=(), directions: Directions | None = None, mix: Mix | None = None,
-           interp: Interp | None = None, space: str | None = None) -> torch.Tensor:
+           interp: Interp | None = None, space: str | None = None,
+           named: list[tuple[Named, float]] = ()) -> torch.Tensor:
     """Images ``[n, C, H, W]`` in [-1, 1] for the controls described in the module notes.
 
-    ``strengths`` needs ``directions`` (from :func:`pca_directions` of the same G). Raises GenerateError,
-    naming the control, for options that do not fit the run.
+    ``strengths`` needs ``directions`` (from :func:`pca_directions` of the same G); ``named`` are (named
+    direction, strength) pairs. Raises GenerateError, naming the control, for options that do not fit the run.
     """
     check_render(G, seed, n, psi, strengths, directions, mix, interp, space)
+    named = [(d, float(v)) for d, v in named if v]
     stylegan = is_stylegan(G)
     space = space or ("w" if stylegan else "z")
     z = seed_latents(G, range(seed, seed + n))
@@ -226,8 +287,8 @@ def render(G, seed: int = 0, n: int = 1, psi: float = 1.0, class_idx: int | None
         z = z * psi
         if move is not None:
             z = z + move
-        return generate(G, z, c)
-    ws = map_w(G, z, c, psi)
+        return generate(G, apply_named(G, z, None, named, "z"), c)
+    ws = map_w(G, apply_named(G, z, None, named, "z"), c, psi)
     if interp is not None and space == "w":
         ws = ws.lerp(map_w(G, zb, c, psi), interp.t)
     if mix is not None:
@@ -236,7 +297,7 @@ def render(G, seed: int = 0, n: int = 1, psi: float = 1.0, class_idx: int | None
         ws[:, mix.from_layer:] = wm[:, mix.from_layer:]
     if move is not None:
         ws = ws + move.to(ws)
-    return synthesize(G, ws)
+    return synthesize(G, apply_named(G, z, ws, named, "w"))
 
 
 def check_render(G, seed, n, psi, strengths, directions, mix, interp, space) -> None:
@@ -283,6 +344,7 @@ class Explorer:
         self.cfg, G, _ = load_run(self.path, device)  # D is not needed here
         G.family = self.cfg.model.family
         self.G = G
+        self.named, self.named_skipped = named_directions(self.path, G, self.cfg.model.family)
         self._directions: Directions | None = None
         self._lock = threading.Lock()
 
@@ -298,16 +360,26 @@ class Explorer:
         return {"family": self.cfg.model.family, "z_dim": G.z_dim, "num_classes": G.num_classes,
                 "classes": [str(c) for c in G.class_names], "stylegan": stylegan,
                 "num_ws": int(G.num_ws) if stylegan else 0, "directions": num_directions(G),
+                "named": [d.describe() for d in self.named], "named_skipped": self.named_skipped,
                 "resolution": self.cfg.model.resolution, "channels": self.cfg.model.channels}
 
+    def named_moves(self, strengths: dict[str, float]) -> list[tuple[Named, float]]:
+        by_key = {d.key: d for d in self.named}
+        for key in strengths:
+            if key not in by_key:
+                have = ", ".join(by_key) if by_key else "none: write some with `ganforge directions RUN`"
+                raise GenerateError(f"no named direction '{clip(key, 60)}' in this run; it has {clip(have, 200)}")
+        return [(by_key[k], v) for k, v in strengths.items()]
+
     def render(self, seed: int = 0, n: int = 1, psi: float = 1.0, cls=None, strengths=(), mix: Mix | None = None,
-               interp: Interp | None = None, space: str | None = None) -> torch.Tensor:
+               interp: Interp | None = None, space: str | None = None, named: dict | None = None) -> torch.Tensor:
         directions = self.directions if strengths else None
-        return render(self.G, seed, n, psi, class_index(self.G, cls), strengths, directions, mix, interp, space)
+        return render(self.G, seed, n, psi, class_index(self.G, cls), strengths, directions, mix, interp, space,
+                      self.named_moves(named or {}))
 
 
 # ----------------------------------------------------------------- request parsing
-RENDER_FIELDS = ("seed", "n", "psi", "class", "directions", "mix", "interp", "space")
+RENDER_FIELDS = ("seed", "n", "psi", "class", "directions", "named", "mix", "interp", "space")
 
 
 def _int(value, what: str, lo: int, hi: int) -> int:
@@ -339,6 +411,14 @@ def parse_render(body: dict) -> dict:
     if not isinstance(strengths, list):
         raise GenerateError("directions must be a list of numbers, one strength per principal direction")
     kw["strengths"] = [_float(v, "a direction strength") for v in strengths]
+    named = body.get("named") or {}
+    if not isinstance(named, dict) or len(named) > MAX_NAMED:
+        raise GenerateError(f"named must be an object of at most {MAX_NAMED} 'file:name': strength pairs, as "
+                            "the run's info lists them")
+    kw["named"] = {str(k): _float(v, f"named direction '{clip(k)}'") for k, v in named.items()}
+    if any(abs(v) > MAX_STRENGTH for v in kw["named"].values()):
+        raise GenerateError(f"named direction strengths must be from -{MAX_STRENGTH:g} to {MAX_STRENGTH:g} "
+                            "standard deviations")
     if body.get("mix") is not None:
         m = _object(body["mix"], "mix", ("seed", "from_layer"))
         kw["mix"] = Mix(_int(m["seed"], "mix seed", 0, MAX_SEED), _int(m["from_layer"], "mix from_layer", 0, 1 << 16))

@@ -1,5 +1,6 @@
 // The Explore tab: load a ganforge run, then render samples with seed, truncation, class, principal
-// directions (GANSpace), interpolation between two seeds and style mixing (StyleGAN only).
+// directions (GANSpace), the run's named directions (`ganforge directions`), interpolation between two
+// seeds and style mixing (StyleGAN only).
 
 import { get, post } from "./api.js";
 
@@ -25,6 +26,7 @@ export class Explorer {
     });
     $("ex-reset-dirs").addEventListener("click", () => {
       for (const s of $("ex-dirs").querySelectorAll("input")) s.value = 0;
+      for (const s of $("ex-named").querySelectorAll("input")) s.value = 0;
       this.schedule();
     });
   }
@@ -74,8 +76,30 @@ export class Explorer {
       lab.append(`PC ${k + 1} `, s);
       dirs.append(lab);
     }
+    this.namedSliders(info.named || [], info.named_skipped || []);
     $("ex-controls").hidden = false;
     await this.render();
+  }
+
+  // One slider per named direction of the run's directions files, labelled with its name; the file,
+  // method, space and layers are in its tooltip, files left out in a note below.
+  namedSliders(named, skipped) {
+    const box = $("ex-named");
+    box.replaceChildren();
+    for (const d of named) {
+      const s = document.createElement("input");
+      Object.assign(s, { type: "range", min: -3, max: 3, step: 0.1, value: 0 });
+      s.dataset.key = d.key;
+      s.addEventListener("input", () => this.schedule());
+      const lab = document.createElement("label");
+      const where = d.space === "w" && d.layers ? `w, layers ${d.layers[0]}-${d.layers[d.layers.length - 1]}` : d.space;
+      lab.title = `${d.file}: ${d.method}, ${where}`;
+      lab.append(`${d.name} `, s);
+      box.append(lab);
+    }
+    $("ex-named-row").hidden = named.length === 0 && skipped.length === 0;
+    $("ex-named-none").hidden = named.length > 0;
+    $("ex-named-skipped").textContent = skipped.length ? "left out: " + skipped.join("; ") : "";
   }
 
   body() {
@@ -86,6 +110,8 @@ export class Explorer {
       psi: num("ex-psi"),
       class: this.info && this.info.num_classes ? num("ex-class") : null,
       directions: [...$("ex-dirs").querySelectorAll("input")].map((s) => Number(s.value)),
+      named: Object.fromEntries([...$("ex-named").querySelectorAll("input")]
+        .filter((s) => Number(s.value) !== 0).map((s) => [s.dataset.key, Number(s.value)])),
       mix: this.info && this.info.stylegan && $("ex-mix-on").checked
         ? { seed: num("ex-mix-seed"), from_layer: num("ex-mix-layer") } : null,
       interp: $("ex-interp-on").checked ? { seed_b: num("ex-seed-b"), t: num("ex-t") } : null,
