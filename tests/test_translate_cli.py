@@ -71,6 +71,20 @@ def test_adv_weight_zero_is_l1_only(tmp_path):
     assert not any(k.startswith("opt_D.") for k in tensors)  # D never stepped
 
 
+def test_recon_mse_trains_on_the_squared_error(tmp_path):
+    runs = {}
+    for recon in ("l1", "mse"):
+        runs[recon] = _train(tmp_path, recon, "--family", "srresnet", "--task", "superres", "--scale", "2",
+                             "--model-options", '{"blocks": 1, "patch": 16}', "--adv-weight", "0", "--recon", recon,
+                             steps=2)
+    for recon, run in runs.items():
+        assert json.loads((run / "config.json").read_text())["model"]["options"]["recon"] == recon
+    logs = {k: [json.loads(line) for line in (r / "log.jsonl").read_text().splitlines()] for k, r in runs.items()}
+    assert all(r["loss_g"] == pytest.approx(100 * r["loss_l1"], rel=1e-5) for r in logs["l1"])
+    # the untrained model is bicubic, off by much less than 1: the squared error is below the absolute one
+    assert all(r["loss_g"] < 100 * r["loss_l1"] * 0.9 for r in logs["mse"])
+
+
 @pytest.mark.parametrize("args, message", [
     (["--family", "srresnet", "--task", "edges"], "family srresnet only does --task superres, not edges"),
     (["--family", "dcgan", "--task", "edges"], "--task is for the image-to-image families"),

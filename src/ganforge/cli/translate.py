@@ -26,7 +26,9 @@ def add_translate_args(p) -> None:
                                                                      "inputs (None: bicubic, antialiased)")
     g.add_argument("--adv-weight", type=float, help="weight of the conditional GAN loss; 0: L1 only (the PSNR "
                                                     "model) (None: 1)")
-    g.add_argument("--l1-weight", type=float, help="weight of the L1 loss to the target (None: 100)")
+    g.add_argument("--l1-weight", type=float, help="weight of the reconstruction loss to the target (None: 100)")
+    g.add_argument("--recon", choices=["l1", "mse"], help="reconstruction loss: l1 (pix2pix) or mse (SRResNet's, "
+                                                         "what PSNR measures) (None: l1)")
     g.add_argument("--crop", type=positive, help="random training crop, the same for A and B (None: the whole "
                                                  "image)")
 
@@ -88,7 +90,7 @@ def _apply_options(a, cfg) -> None:
     if cfg.model.family == "srresnet" and task != "superres":
         raise ConfigError(f"family srresnet only does --task superres, not {task}: use --family pix2pix")
     o["task"] = task
-    for name in ("scale", "downsample", "adv_weight", "l1_weight", "crop"):
+    for name in ("scale", "downsample", "adv_weight", "l1_weight", "recon", "crop"):
         value = getattr(a, name)
         if value is not None:
             o[name] = value

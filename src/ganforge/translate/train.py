@@ -4,13 +4,14 @@ PSNR model of super-resolution).
 Per step, for a batch of pairs (A, B) cropped and flipped alike: the generator makes ``G(A)``; the
 discriminator sees the condition stacked with an image, ``D([A↑, B])`` against ``D([A↑, G(A)])`` (``A↑`` is
 A resized to B's size, bicubic, for super-resolution), under any ganforge loss (train/losses.py); the generator
-minimises ``adv_weight * loss_G + l1_weight * |G(A) - B|``. With ``adv_weight`` 0 the discriminator is never
+minimises ``adv_weight * loss_G + l1_weight * |G(A) - B|`` (``recon`` "mse": the squared error instead, as
+SRResNet was trained). With ``adv_weight`` 0 the discriminator is never
 run. Colourisation predicts a*b* from L, so its L1 term is on a*b*.
 
 The run directory is that of the other families (train/run.py's :class:`~ganforge.train.run.Run` does the
 signals, checkpoints, log.jsonl and results over time): ``samples/step-N.png`` shows fixed held-out pairs as
 rows of input | output | target, ``progress.gif`` those over time. The translation settings live in the
-config's ``model.options`` (task, scale, downsample, adv_weight, l1_weight, crop), so a run's config.json
+config's ``model.options`` (task, scale, downsample, adv_weight, l1_weight, recon, crop), so a run's config.json
 says everything needed to rebuild, resume, translate and evaluate it.
 """
 from __future__ import annotations
@@ -41,6 +42,7 @@ from ganforge.translate.data import Pairs, Task, crop_flip, load_pairs
 TRANSLATION_FAMILIES = ("pix2pix", "srresnet")
 GRID_PAIRS = 8  # held-out pairs shown in each results-over-time grid
 DEFAULTS = {"adv_weight": 1.0, "l1_weight": 100.0}
+RECON_LOSSES = ("l1", "mse")
 
 
 def task_of(cfg: RunConfig) -> Task:
@@ -75,6 +77,9 @@ def check_translation_config(cfg: RunConfig) -> Task:
         raise ConfigError("--eval-every (FID while training) is for the sampling families; "
                           "score a translation run with `ganforge eval RUN` afterwards")
     weights_of(cfg)
+    recon = (m.options or {}).get("recon", "l1")
+    if recon not in RECON_LOSSES:
+        raise ConfigError(f"unknown reconstruction loss '{recon}': choose {' or '.join(RECON_LOSSES)}")
     crop = (m.options or {}).get("crop")
     if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 8):
         raise ConfigError(f"--crop must be a whole number of pixels >= 8, got {crop!r}")
@@ -144,6 +149,7 @@ class TranslationTrainer:
         self.cfg = cfg = complete_translation_config(cfg, train)
         self.task = task_of(cfg)
         self.adv_weight, self.l1_weight = weights_of(cfg)
+        self.recon = (cfg.model.options or {}).get("recon", "l1")
         t = cfg.train
         self.device = device if isinstance(device, torch.device) else resolve_device(device or t.device)
         self.dist = DistInfo()
@@ -202,7 +208,7 @@ class TranslationTrainer:
         else:
             stats.update(loss_d=0.0, d_real=0.0, d_fake=0.0)
         l1 = (fake - b).abs().mean()
-        loss_g = self.l1_weight * l1
+        loss_g = self.l1_weight * (l1 if self.recon == "l1" else F.mse_loss(fake, b))
         if self.adv_weight > 0:
             self.D.requires_grad_(False)
             adv = self.loss.g_loss(self.D(torch.cat([cond, fake], 1)))
