@@ -18,6 +18,7 @@ what the budget bought on this machine. Prints the figures as Markdown.
 """
 import argparse
 import json
+import math
 import resource
 import time
 from pathlib import Path
@@ -37,6 +38,22 @@ p.add_argument("--goals", default="sr,digits,edges,colorize,speed")
 p.add_argument("--out", default="runs/translate-goals")
 p.add_argument("--picture", default=None, help="write bicubic | PSNR model | GAN model | target here")
 p.add_argument("--threads", type=int, default=1)
+p.add_argument("--seed", type=int, default=0, help="training seed of every model")
+p.add_argument("--edges-adv", type=float, default=1.0, help="adversarial weight of the L1 + cGAN edges model")
+p.add_argument("--edges-patch", type=int, default=16, help="its PatchGAN's receptive field")
+p.add_argument("--edges-steps", type=int, default=0, help="train both edges models this many steps (the "
+                                                         "paper's equal-epochs ablation) instead of --seconds each")
+p.add_argument("--edges-picture", help="write edges | L1 | L1 + cGAN | target here")
+p.add_argument("--sr-every", type=float, default=0, help="score the PSNR model's Y-PSNR every this many seconds")
+p.add_argument("--sr-width", type=int, default=32)
+p.add_argument("--sr-blocks", type=int, default=6)
+p.add_argument("--sr-crop", type=int, default=None, help="random training crop of the 64 px photos (None: whole)")
+p.add_argument("--sr-resolution", type=int, default=64, help="training crops' size (the test stays 64)")
+p.add_argument("--sr-batch", type=int, default=16)
+p.add_argument("--sr-lr", type=float, default=5e-4)
+p.add_argument("--sr-recon", default="l1", help="the PSNR model's reconstruction loss: l1 or mse")
+p.add_argument("--sr-decay", action="store_true", help="cosine-decay the PSNR model's learning rate to 0 over its "
+                                                      "budget")
 a = p.parse_args()
 torch.set_num_threads(a.threads)
 goals = a.goals.split(",")
@@ -52,17 +69,30 @@ def config(family, source, task, resolution=None, **options):
     cfg.train.device = "cpu"
     cfg.train.batch_size = 16
     cfg.train.loss = "ns"
+    cfg.train.seed = a.seed
     return cfg
 
 
-def train_for(cfg, train, test, seconds, init=None, label=""):
+def train_for(cfg, train, test, seconds, init=None, label="", every=0.0, check=None, decay=False, steps=0):
+    """Train for ``seconds`` of wall-clock (or ``steps`` steps, when given); every ``every`` seconds call
+    ``check(trainer)`` (its time is not counted) and print what it returns; ``decay``: G's learning
+    rate follows a cosine to 0 over the budget."""
     tr = TranslationTrainer(cfg, train, test, device="cpu")
     if init is not None:
         tr.G.load_state_dict(init.state_dict())
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    took, next_check = 0.0, every
+    while (tr.step_count < steps) if steps else (took < seconds):
+        if decay:
+            for group in tr.opt_G.param_groups:
+                group["lr"] = cfg.train.g_lr * 0.5 * (1 + math.cos(math.pi * min(took / seconds, 1.0)))
+        start = time.perf_counter()
         m = tr.step()
-    took = time.perf_counter() - start
+        took += time.perf_counter() - start
+        if every and check is not None and took >= next_check:
+            tr.G.eval()
+            print(f"{label}: {took:.0f} s, {tr.step_count} steps: {check(tr)}", flush=True)
+            tr.G.train()
+            next_check += every
     print(f"{label}: {tr.step_count} steps in {took:.0f} s, last L1 {m['loss_l1']:.4f}", flush=True)
     tr.G.eval()
     return tr
@@ -81,10 +111,30 @@ def base_rows(task, x, t, train, test, label):
 if "sr" in goals or "speed" in goals:
     task = Task("superres", scale=4)
     train, test = load_pairs(DataConfig(source="photos", resolution=64, cache=False), task)
-    cfg = config("srresnet", "photos", task, 64, blocks=6, adv_weight=0.0)
-    cfg.model.g_width = 32
-    cfg.train.g_lr, cfg.train.g_betas = 5e-4, (0.9, 0.999)
-    psnr_tr = train_for(cfg, train, test, a.sr_seconds, label="sr PSNR model")
+    if a.sr_resolution != 64:  # larger training crops (a --sr-crop window of each): more distinct patches
+        train = load_pairs(DataConfig(source="photos", resolution=a.sr_resolution, cache=False), task)[0]
+    opts = {"crop": a.sr_crop} if a.sr_crop else {}
+    opts["recon"] = a.sr_recon
+    cfg = config("srresnet", "photos", task, 64, blocks=a.sr_blocks, adv_weight=0.0, **opts)
+    cfg.model.g_width = a.sr_width
+    cfg.train.batch_size = a.sr_batch
+    cfg.train.g_lr, cfg.train.g_betas = a.sr_lr, (0.9, 0.999)
+
+    seen = train.subset(list(range(0, len(train), max(1, len(train) // 256))))
+
+    def y_psnr(tr):
+        got = []
+        for part in (test, seen):
+            with torch.no_grad():
+                x, y, t = outputs(tr.G, task, part)
+            base = baseline(task, x, t, None)
+            rows = {r["metric"]: r["value"] for r in task_metrics(task, x, y, t, part, None)
+                    + task_metrics(task, x, base, t, part, None, label="bicubic")}
+            got.append(rows["psnr_y[model]"] - rows["psnr_y[bicubic]"])
+        return f"Y-PSNR over bicubic: held-out {got[0]:+.2f} dB, training crops {got[1]:+.2f} dB"
+
+    psnr_tr = train_for(cfg, train, test, a.sr_seconds, label="sr PSNR model", every=a.sr_every, check=y_psnr,
+                        decay=a.sr_decay)
     x, y_psnr, t, rows = score(psnr_tr, task, train, test, "psnr-model")
     rows.update(base_rows(task, x, t, train, test, "bicubic"))
     res = {"psnr_steps": psnr_tr.step_count, "psnr_seconds": a.sr_seconds, **rows}
@@ -123,15 +173,22 @@ if "digits" in goals or "edges" in goals:
             rows.update(base_rows(task, x, t, train, test, "bicubic"))
             results["digits"] = {"steps": tr.step_count, "seconds": a.seconds, **rows}
         else:
-            res = {}
-            for label, adv in (("l1", 0.0), ("l1+cgan", 1.0)):
-                cfg = config("pix2pix", "mnist", task, patch=16, adv_weight=adv)
+            res, shown = {}, []
+            for label, adv in (("l1", 0.0), ("l1+cgan", a.edges_adv)):
+                cfg = config("pix2pix", "mnist", task, patch=a.edges_patch, adv_weight=adv)
                 cfg.model.g_width, cfg.model.d_width = 16, 16
-                tr = train_for(cfg, train, test, a.seconds, label=f"edges->digits {label}")
-                _, _, _, rows = score(tr, task, train, test, label)
+                tr = train_for(cfg, train, test, a.seconds, label=f"edges->digits {label}", steps=a.edges_steps)
+                x, y, t, rows = score(tr, task, train, test, label)
                 res.update(rows)
                 res[f"steps[{label}]"] = tr.step_count
-            results["edges"] = {"seconds": a.seconds, **res}
+                shown.append(task.to_image(x[:8], y[:8]))
+            results["edges"] = {"seconds": None if a.edges_steps else a.seconds, "adv_weight": a.edges_adv,
+                                "patch": a.edges_patch, **res}
+            if a.edges_picture:  # rows: edges | L1 | L1 + cGAN | target
+                from ganforge.storage.images import grid, save_image
+
+                cols = [task.show_input(x[:8], t.shape[-2:], 1), *shown, task.to_image(x[:8], t[:8])]
+                save_image(grid(torch.stack(cols, 1).flatten(0, 1), nrow=len(cols), upscale=3), a.edges_picture)
 
 if "colorize" in goals:
     task = Task("colorize")
