@@ -88,7 +88,7 @@ def tiled(G: Callable[[torch.Tensor], torch.Tensor], a: torch.Tensor, scale: int
     finally:
         if bar is not None:
             bar.close()
-    return out / weight.clamp_min(1e-8)
+    return out.div_(weight.clamp_min_(1e-8))  # in place: the output is the one image-sized buffer kept
 
 
 def load_translator(run: str | Path, device: str = "cpu", task: str | None = None):
