@@ -182,12 +182,15 @@ def test_bad_input_is_one_line(cdc_run, sg_run, files, capsys):
 
 def test_directions_go_to_the_runs_directions_folder_by_default(sg_run, capsys):
     """Without --out they land where the playground's Explore tab looks for named directions."""
-    assert main(["directions", str(sg_run), "--method", "pca", "--k", "2", "--n", "200"]) == 0
     out = sg_run / "directions" / "pca.npz"
-    assert f"wrote {out}: 2 pca direction(s) in w" in capsys.readouterr().out
-    assert load_directions(out).names == ["pca0", "pca1"]
-    from ganforge.playground.explore import Explorer
+    try:
+        assert main(["directions", str(sg_run / "checkpoint.safetensors"), "--method", "pca", "--k", "2",
+                     "--n", "200"]) == 0  # a checkpoint file names its run folder too
+        assert f"wrote {out}: 2 pca direction(s) in w" in capsys.readouterr().out
+        assert load_directions(out).names == ["pca0", "pca1"]
+        from ganforge.playground.explore import Explorer
 
-    assert [d["key"] for d in Explorer(sg_run).info()["named"]] == ["directions/pca.npz:pca0",
-                                                                   "directions/pca.npz:pca1"]
-    out.unlink()
+        assert [d["key"] for d in Explorer(sg_run).info()["named"]] == ["directions/pca.npz:pca0",
+                                                                       "directions/pca.npz:pca1"]
+    finally:
+        out.unlink(missing_ok=True)  # the run is shared by the module's other tests

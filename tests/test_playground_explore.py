@@ -380,3 +380,68 @@ def test_named_direction_errors_are_one_line(named_runs):
         "named must be an object of at most 32")
     assert "must be a number" in error(client.post(
         f"/api/explore/{eid}/render", json={"named": {"directions/pca.npz:pca0": "up"}}))
+
+
+def _damaged_copies(src, folder):
+    """Directions files damaged in the ways a hand edit or a broken copy leaves them."""
+    import json
+
+    import numpy as np
+
+    with np.load(src, allow_pickle=False) as f:
+        good = {k: f[k] for k in f.files}
+    meta = json.loads(str(good["meta"]))
+    variants = {
+        "meta-list": {"meta": np.array(json.dumps([1, 2]))},
+        "flat-vectors": {"vectors": good["vectors"][0]},
+        "version-text": {"meta": np.array(json.dumps(meta | {"format_version": "x"}))},
+        "no-names": {"meta": np.array(json.dumps({k: v for k, v in meta.items() if k != "names"}))},
+        "extra-names": {"meta": np.array(json.dumps(meta | {"names": meta["names"] + ["ghost"]}))},
+        "layers-out-of-range": {"meta": np.array(json.dumps(meta | {"layers": [0, 99]}))},
+    }
+    folder.mkdir(exist_ok=True)
+    for name, change in variants.items():
+        np.savez(folder / f"{name}.npz", **(good | change))
+    (folder / "truncated.npz").write_bytes(src.read_bytes()[:200])
+    return sorted(variants) + ["truncated"]
+
+
+def test_damaged_directions_files_are_left_out_with_a_reason(named_runs, tmp_path):
+    import shutil
+
+    from ganforge.edit.directions import load_directions
+
+    run = tmp_path / "sg"
+    shutil.copytree(named_runs / "sg", run)
+    names = _damaged_copies(run / "directions" / "sefa.npz", run / "directions")
+    for name in names:
+        with pytest.raises(GenerateError, match="directions file"):
+            load_directions(run / "directions" / f"{name}.npz")
+    client = make_client(tmp_path)
+    opened = open_run(client, "sg")  # the run itself still loads
+    info = opened["info"]
+    assert [d["key"] for d in info["named"]] == ["directions/sefa.npz:sefa0", "directions/sefa.npz:sefa1"]
+    assert sorted(line.split(":")[0] for line in info["named_skipped"]) == \
+        sorted(f"directions/{n}.npz" for n in names)
+    assert draw(client, opened["id"], named={"directions/sefa.npz:sefa1": 2.0})["size"] == [8, 8]
+
+
+def test_a_named_z_move_on_stylegan_reaches_the_other_seeds_too(named_runs, tmp_path):
+    """Interpolating or mixing toward another seed keeps the edit: it moves every latent of the picture."""
+    import shutil
+
+    from ganforge.edit.directions import find_directions
+
+    run = tmp_path / "sg"
+    shutil.copytree(named_runs / "sg", run)
+    ex0 = Explorer(run)
+    find_directions(ex0.G, "pca", space="z", k=1, n=200).save(run / "directions" / "z.npz")
+    ex = Explorer(run)
+    key = "directions/z.npz:pca0"
+    assert ex.info()["named"][-1]["space"] == "z"
+    # at t = 1 the picture is seed B's: with the edit, seed B's edited picture
+    assert torch.allclose(ex.render(seed=1, interp=Interp(seed_b=4, t=1.0), named={key: 2.0}),
+                          ex.render(seed=4, named={key: 2.0}), atol=1e-5)
+    assert torch.allclose(ex.render(seed=1, mix=Mix(seed=4, from_layer=0), named={key: 2.0}),
+                          ex.render(seed=4, named={key: 2.0}), atol=1e-5)
+    assert not torch.allclose(ex.render(seed=4, named={key: 2.0}), ex.render(seed=4), atol=1e-3)

@@ -80,6 +80,7 @@ def test_recon_mse_trains_on_the_squared_error(tmp_path):
     for recon, run in runs.items():
         assert json.loads((run / "config.json").read_text())["model"]["options"]["recon"] == recon
     logs = {k: [json.loads(line) for line in (r / "log.jsonl").read_text().splitlines()] for k, r in runs.items()}
+    assert [len(v) for v in logs.values()] == [2, 2]
     assert all(r["loss_g"] == pytest.approx(100 * r["loss_l1"], rel=1e-5) for r in logs["l1"])
     # the untrained model is bicubic, off by much less than 1: the squared error is below the absolute one
     assert all(r["loss_g"] < 100 * r["loss_l1"] * 0.9 for r in logs["mse"])

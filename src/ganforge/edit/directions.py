@@ -494,15 +494,42 @@ def load_directions(path: str | Path, G=None, family: str | None = None) -> Dire
             vectors, std, values = f["vectors"], f["std"], f["values"]
     except Exception as e:  # a foreign or damaged file: one line, not a traceback
         raise GenerateError(f"{path} is not a ganforge directions file ({type(e).__name__}: {e})") from e
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise GenerateError(f"{path} is not a ganforge directions file (no '{FORMAT}' tag)")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise GenerateError(f"{path} is a damaged directions file (format_version {version!r}): make it again")
+    if version > FORMAT_VERSION:
         raise GenerateError(f"{path} was written by a newer ganforge; upgrade ganforge to read it")
+    check_contents(path, meta, vectors, std, values)
     dirs = Directions(vectors, list(meta["names"]), std, meta["space"], meta["method"], meta["network"],
                       meta.get("layers"), values, dict(meta.get("info") or {}) | {"path": str(path)})
     if G is not None:
         check_network(dirs, G, family)
     return dirs
+
+
+def check_contents(path: Path, meta: dict, vectors: np.ndarray, std: np.ndarray, values: np.ndarray) -> None:
+    """One line for a file whose parts do not fit together (edited by hand, or damaged)."""
+    names, layers, net = meta.get("names"), meta.get("layers"), meta.get("network")
+
+    def bad(what: str):
+        raise GenerateError(f"{path} is a damaged directions file ({what}): make it again with ganforge directions")
+
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        bad("its names are not a list of strings")
+    k = len(names)
+    if vectors.ndim != 2 or vectors.shape[0] != k or not np.issubdtype(vectors.dtype, np.floating):
+        bad(f"{k} names but vectors of shape {list(vectors.shape)}")
+    if std.shape != (k,) or values.shape != (k,) or not np.isfinite(vectors).all() or not np.isfinite(std).all():
+        bad("std or values do not match the vectors, or hold non-finite numbers")
+    if meta.get("space") not in SPACES or meta.get("method") not in METHODS or not isinstance(net, dict):
+        bad("unknown space, method or network")
+    if layers is not None:
+        num_ws = net.get("num_ws") if isinstance(net.get("num_ws"), int) else None
+        whole = isinstance(layers, list) and layers and all(type(i) is int and i >= 0 for i in layers)
+        if meta["space"] != "w" or not whole or (num_ws is not None and max(layers) >= num_ws):
+            bad(f"layers {str(layers)[:40]} do not fit its network")
 
 
 def check_network(dirs: Directions, G, family: str | None = None) -> None:

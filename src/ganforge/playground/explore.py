@@ -18,8 +18,10 @@ How each control acts, by kind of generator:
 
 Named directions: every directions file of the run (``RUN/directions/*.npz``, where ``ganforge directions``
 writes by default, and ``RUN/*.npz``) that was found on this network gets one slider per direction, named
-as in the file (``thickness``, ``sefa0``), moving z, or w on the file's layers, as ``ganforge edit`` does;
-a file made for another network is listed with the reason and left out.
+as in the file (``thickness``, ``sefa0``), moving z, or w on the file's layers, as ``ganforge edit`` does
+(at psi 1 a slider draws exactly its strip). A z move is added before StyleGAN2's truncation, which acts in
+w, and after the z scaling of the other families. A file made for another network, or unreadable, is
+listed with the reason and left out.
 
 A slider's value is in standard deviations of its component over the sample. Image ``i`` of ``n`` is seed
 ``seed + i`` (so it is the image that ``n=1`` draws for that seed); interpolation and mixing use the one
@@ -208,6 +210,9 @@ def named_directions(run: Path, G, family: str | None = None) -> tuple[list[Name
             if "another network" in str(e) or path.parent != run:  # a stray .npz beside the run is not news
                 skipped.append(f"{rel}: {str(e).splitlines()[0]}")
             continue
+        except Exception as e:  # a damaged side file must not stop the run from loading
+            skipped.append(f"{rel}: unreadable ({type(e).__name__}: {clip(e, 120)})")
+            continue
         for name in dirs.names:
             if len(found) == MAX_NAMED:
                 skipped.append(f"{rel}: '{name}' and later directions left out (at most {MAX_NAMED} are shown)")
@@ -288,11 +293,13 @@ def render(G, seed: int = 0, n: int = 1, psi: float = 1.0, class_idx: int | None
         if move is not None:
             z = z + move
         return generate(G, apply_named(G, z, None, named, "z"), c)
+    # A named z move edits every latent of the picture (the interpolation's and the mixing's other seed too),
+    # as a named w move, added last, reaches every layer.
     ws = map_w(G, apply_named(G, z, None, named, "z"), c, psi)
     if interp is not None and space == "w":
-        ws = ws.lerp(map_w(G, zb, c, psi), interp.t)
+        ws = ws.lerp(map_w(G, apply_named(G, zb, None, named, "z"), c, psi), interp.t)
     if mix is not None:
-        wm = map_w(G, seed_latents(G, [mix.seed]).repeat(n, 1), c, psi)
+        wm = map_w(G, apply_named(G, seed_latents(G, [mix.seed]).repeat(n, 1), None, named, "z"), c, psi)
         ws = ws.clone()
         ws[:, mix.from_layer:] = wm[:, mix.from_layer:]
     if move is not None:

@@ -207,8 +207,12 @@ class TranslationTrainer:
             stats["d_fake"] = squash(fake_logits.detach()).mean().item()
         else:
             stats.update(loss_d=0.0, d_real=0.0, d_fake=0.0)
-        l1 = (fake - b).abs().mean()
-        loss_g = self.l1_weight * (l1 if self.recon == "l1" else F.mse_loss(fake, b))
+        if self.recon == "l1":
+            l1 = (fake - b).abs().mean()
+            loss_g = self.l1_weight * l1
+        else:  # the L1 distance is still logged, without a graph
+            l1 = (fake.detach() - b).abs().mean()
+            loss_g = self.l1_weight * F.mse_loss(fake, b)
         if self.adv_weight > 0:
             self.D.requires_grad_(False)
             adv = self.loss.g_loss(self.D(torch.cat([cond, fake], 1)))

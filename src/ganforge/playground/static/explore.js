@@ -92,7 +92,8 @@ export class Explorer {
       s.dataset.key = d.key;
       s.addEventListener("input", () => this.schedule());
       const lab = document.createElement("label");
-      const where = d.space === "w" && d.layers ? `w, layers ${d.layers[0]}-${d.layers[d.layers.length - 1]}` : d.space;
+      const where = d.space === "w" && d.layers && d.layers.length
+        ? `w, layers ${d.layers[0]}-${d.layers[d.layers.length - 1]}` : d.space;
       lab.title = `${d.file}: ${d.method}, ${where}`;
       lab.append(`${d.name} `, s);
       box.append(lab);
