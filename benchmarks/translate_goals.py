@@ -52,6 +52,7 @@ p.add_argument("--sr-resolution", type=int, default=64, help="training crops' si
 p.add_argument("--sr-batch", type=int, default=16)
 p.add_argument("--sr-lr", type=float, default=5e-4)
 p.add_argument("--sr-recon", default="l1", help="the PSNR model's reconstruction loss: l1 or mse")
+p.add_argument("--sr-rotate", action="store_true", help="random quarter turns of the PSNR model's training pairs")
 p.add_argument("--sr-decay", action="store_true", help="cosine-decay the PSNR model's learning rate to 0 over its "
                                                       "budget")
 a = p.parse_args()
@@ -115,6 +116,8 @@ if "sr" in goals or "speed" in goals:
         train = load_pairs(DataConfig(source="photos", resolution=a.sr_resolution, cache=False), task)[0]
     opts = {"crop": a.sr_crop} if a.sr_crop else {}
     opts["recon"] = a.sr_recon
+    if a.sr_rotate:
+        opts["rotate"] = True
     cfg = config("srresnet", "photos", task, 64, blocks=a.sr_blocks, adv_weight=0.0, **opts)
     cfg.model.g_width = a.sr_width
     cfg.train.batch_size = a.sr_batch

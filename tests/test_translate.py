@@ -115,6 +115,23 @@ def test_same_crop_and_flip_for_a_and_b():
         tdata.crop_flip([a[..., :10], b], 8, False, g)
 
 
+def test_rotate_turns_a_and_b_alike_into_all_eight_orientations():
+    g = torch.Generator().manual_seed(0)
+    b = torch.arange(64 * 3 * 8 * 8, dtype=torch.float32).view(64, 3, 8, 8) % 64  # each image the same ramp
+    a = b[:, :1] * 2 + 1
+    ca, cb = tdata.crop_flip([a, b], 8, True, g, rotate=True)
+    torch.testing.assert_close(ca, cb[:, :1] * 2 + 1)
+    ramp = b[0, 0]
+    orientations = {torch.rot90(f, k).flatten()[:2].tolist().__repr__()
+                    for f in (ramp, ramp.flip(-1)) for k in range(4)}
+    seen = {cb[i, 0].flatten()[:2].tolist().__repr__() for i in range(64)}
+    assert len(orientations) == 8 and seen == orientations
+    # off, it draws nothing extra: the crops and flips of earlier runs replay exactly
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    x = torch.rand(6, 1, 12, 12)
+    torch.testing.assert_close(tdata.crop_flip([x], 8, True, g1)[0], tdata.crop_flip([x], 8, True, g2, False)[0])
+
+
 def test_tasks_make_aligned_pairs():
     g = torch.Generator().manual_seed(0)
     b = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)

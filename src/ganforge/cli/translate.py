@@ -29,6 +29,8 @@ def add_translate_args(p) -> None:
     g.add_argument("--l1-weight", type=float, help="weight of the reconstruction loss to the target (None: 100)")
     g.add_argument("--recon", choices=["l1", "mse"], help="reconstruction loss: l1 (pix2pix) or mse (SRResNet's, "
                                                          "what PSNR measures) (None: l1)")
+    g.add_argument("--rotate", action="store_const", const=True, help="random quarter turns of the training "
+                                                                       "pairs (with --xflip all eight orientations)")
     g.add_argument("--crop", type=positive, help="random training crop, the same for A and B (None: the whole "
                                                  "image)")
 
@@ -90,7 +92,7 @@ def _apply_options(a, cfg) -> None:
     if cfg.model.family == "srresnet" and task != "superres":
         raise ConfigError(f"family srresnet only does --task superres, not {task}: use --family pix2pix")
     o["task"] = task
-    for name in ("scale", "downsample", "adv_weight", "l1_weight", "recon", "crop"):
+    for name in ("scale", "downsample", "adv_weight", "l1_weight", "recon", "crop", "rotate"):
         value = getattr(a, name)
         if value is not None:
             o[name] = value

@@ -195,7 +195,7 @@ def init_normal(net: nn.Module, std: float = 0.02) -> None:
 def options(cfg: ModelConfig) -> dict:
     o = dict(cfg.options or {})
     known = {"in_channels", "out_channels", "depth", "norm", "dropout", "patch", "upsample", "task", "scale",
-             "adv_weight", "l1_weight", "recon", "crop", "blocks", "downsample"}
+             "adv_weight", "l1_weight", "recon", "crop", "rotate", "blocks", "downsample"}
     unknown = sorted(set(o) - known)
     if unknown:
         raise ConfigError(f"unknown {cfg.family} option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")

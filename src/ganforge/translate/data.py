@@ -178,9 +178,11 @@ def inpaint_input(target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def crop_flip(tensors: list[torch.Tensor | None], size: int | None, flip: bool,
-              gen: torch.Generator) -> list[torch.Tensor | None]:
-    """One random ``size`` x ``size`` crop and (with ``flip``) one random horizontal flip per pair, the same for
-    every tensor of the list (A and B, of the same height and width); None entries stay None."""
+              gen: torch.Generator, rotate: bool = False) -> list[torch.Tensor | None]:
+    """One random ``size`` x ``size`` crop, (with ``flip``) one random horizontal flip and (with ``rotate``) one
+    random quarter turn per pair, the same for every tensor of the list (A and B, of the same height and
+    width); None entries stay None. Flips and turns together give all eight orientations (EDSR's
+    augmentation); no random number is drawn for an option that is off, so other runs replay unchanged."""
     ref = next(t for t in tensors if t is not None)
     n, h, w = ref.shape[0], ref.shape[-2], ref.shape[-1]
     for t in tensors:
@@ -192,13 +194,15 @@ def crop_flip(tensors: list[torch.Tensor | None], size: int | None, flip: bool,
     ys = torch.randint(0, h - size + 1, (n,), generator=gen)
     xs = torch.randint(0, w - size + 1, (n,), generator=gen)
     flips = torch.rand(n, generator=gen) < 0.5 if flip else torch.zeros(n, dtype=torch.bool)
+    turns = torch.randint(0, 4, (n,), generator=gen) if rotate else torch.zeros(n, dtype=torch.long)
     out = []
     for t in tensors:
         if t is None:
             out.append(None)
             continue
         rows = [t[i, :, ys[i]:ys[i] + size, xs[i]:xs[i] + size] for i in range(n)]
-        out.append(torch.stack([r.flip(-1) if f else r for r, f in zip(rows, flips.tolist())]))
+        rows = [r.flip(-1) if f else r for r, f in zip(rows, flips.tolist())]
+        out.append(torch.stack([torch.rot90(r, k, dims=(-2, -1)) if k else r for r, k in zip(rows, turns.tolist())]))
     return out
 
 

@@ -11,7 +11,8 @@ run. Colourisation predicts a*b* from L, so its L1 term is on a*b*.
 The run directory is that of the other families (train/run.py's :class:`~ganforge.train.run.Run` does the
 signals, checkpoints, log.jsonl and results over time): ``samples/step-N.png`` shows fixed held-out pairs as
 rows of input | output | target, ``progress.gif`` those over time. The translation settings live in the
-config's ``model.options`` (task, scale, downsample, adv_weight, l1_weight, recon, crop), so a run's config.json
+config's ``model.options`` (task, scale, downsample, adv_weight, l1_weight, recon, crop,
+rotate), so a run's config.json
 says everything needed to rebuild, resume, translate and evaluate it.
 """
 from __future__ import annotations
@@ -80,6 +81,8 @@ def check_translation_config(cfg: RunConfig) -> Task:
     recon = (m.options or {}).get("recon", "l1")
     if recon not in RECON_LOSSES:
         raise ConfigError(f"unknown reconstruction loss '{recon}': choose {' or '.join(RECON_LOSSES)}")
+    if not isinstance((m.options or {}).get("rotate", False), bool):
+        raise ConfigError(f"model option rotate must be true or false, got {m.options['rotate']!r}")
     crop = (m.options or {}).get("crop")
     if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 8):
         raise ConfigError(f"--crop must be a whole number of pixels >= 8, got {crop!r}")
@@ -182,7 +185,8 @@ class TranslationTrainer:
         """The next (A, B) network tensors: cropped and flipped alike, then the task's input made."""
         idx = self._indices()
         a_u8 = None if self.data.a is None else self.data.a[idx]
-        a_u8, b_u8 = crop_flip([a_u8, self.data.b[idx]], self.crop, self.cfg.data.xflip, self.noise_gen)
+        a_u8, b_u8 = crop_flip([a_u8, self.data.b[idx]], self.crop, self.cfg.data.xflip, self.noise_gen,
+                               bool((self.cfg.model.options or {}).get("rotate", False)))
         a, b = self.task.make(b_u8, a_u8, self.noise_gen)
         return a.to(self.device), b.to(self.device)
 
