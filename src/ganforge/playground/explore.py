@@ -45,7 +45,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ganforge.config import RunConfig
 from ganforge.edit.directions import Directions as FoundDirections
-from ganforge.edit.directions import load_directions
+from ganforge.edit.directions import check_network, load_directions
 from ganforge.errors import GanforgeError, GenerateError
 from ganforge.generate.runs import load_run
 from ganforge.generate.sampling import classes, generate, slerp, truncates_in_w
@@ -205,13 +205,18 @@ def named_directions(run: Path, G, family: str | None = None) -> tuple[list[Name
     for path in files:
         rel = path.relative_to(run).as_posix()
         try:
-            dirs = load_directions(path, G, family)
+            dirs = load_directions(path)
         except GanforgeError as e:
-            if "another network" in str(e) or path.parent != run:  # a stray .npz beside the run is not news
+            if path.parent != run:  # a stray .npz beside the run (a projected w, say) is not news
                 skipped.append(f"{rel}: {str(e).splitlines()[0]}")
             continue
         except Exception as e:  # a damaged side file must not stop the run from loading
             skipped.append(f"{rel}: unreadable ({type(e).__name__}: {clip(e, 120)})")
+            continue
+        try:
+            check_network(dirs, G, family)
+        except GanforgeError as e:  # a directions file of another network: listed wherever it lies
+            skipped.append(f"{rel}: {str(e).splitlines()[0]}")
             continue
         for name in dirs.names:
             if len(found) == MAX_NAMED:
