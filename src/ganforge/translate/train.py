@@ -5,15 +5,14 @@ Per step, for a batch of pairs (A, B) cropped and flipped alike: the generator m
 discriminator sees the condition stacked with an image, ``D([A↑, B])`` against ``D([A↑, G(A)])`` (``A↑`` is
 A resized to B's size, bicubic, for super-resolution), under any ganforge loss (train/losses.py); the generator
 minimises ``adv_weight * loss_G + l1_weight * |G(A) - B|`` (``recon`` "mse": the squared error instead, as
-SRResNet was trained). With ``adv_weight`` 0 the discriminator is never
-run. Colourisation predicts a*b* from L, so its L1 term is on a*b*.
+SRResNet was trained). With ``adv_weight`` 0 the discriminator is never run. Colourisation predicts a*b*
+from L, so its L1 term is on a*b*.
 
 The run directory is that of the other families (train/run.py's :class:`~ganforge.train.run.Run` does the
 signals, checkpoints, log.jsonl and results over time): ``samples/step-N.png`` shows fixed held-out pairs as
 rows of input | output | target, ``progress.gif`` those over time. The translation settings live in the
-config's ``model.options`` (task, scale, downsample, adv_weight, l1_weight, recon, crop,
-rotate), so a run's config.json
-says everything needed to rebuild, resume, translate and evaluate it.
+config's ``model.options`` (task, scale, downsample, adv_weight, l1_weight, recon, crop, rotate), so a run's
+config.json says everything needed to rebuild, resume, translate and evaluate it.
 """
 from __future__ import annotations
 
@@ -153,6 +152,7 @@ class TranslationTrainer:
         self.task = task_of(cfg)
         self.adv_weight, self.l1_weight = weights_of(cfg)
         self.recon = (cfg.model.options or {}).get("recon", "l1")
+        self.rotate = bool((cfg.model.options or {}).get("rotate", False))
         t = cfg.train
         self.device = device if isinstance(device, torch.device) else resolve_device(device or t.device)
         self.dist = DistInfo()
@@ -186,7 +186,7 @@ class TranslationTrainer:
         idx = self._indices()
         a_u8 = None if self.data.a is None else self.data.a[idx]
         a_u8, b_u8 = crop_flip([a_u8, self.data.b[idx]], self.crop, self.cfg.data.xflip, self.noise_gen,
-                               bool((self.cfg.model.options or {}).get("rotate", False)))
+                               self.rotate)
         a, b = self.task.make(b_u8, a_u8, self.noise_gen)
         return a.to(self.device), b.to(self.device)
 
