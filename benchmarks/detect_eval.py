@@ -12,6 +12,8 @@ images that the shipped detector never saw):
   0.5x, blurred with sigma 1 and 2.
 Colour photos: short DCGAN and StyleGAN2 runs trained on `photos` at 32 px; detectors trained on `photos` against
 fakes of one seed range, tested on `photos-test` (other photographs) against fakes of another.
+``--spectral-mode`` picks the spectral model (linear, deviation, either) for every spectral and combined detector;
+``--quality`` and ``--augment`` set the input normalisation and the augmentation as detect-train's options do.
 Speed: `detect` (decode + score, from PNG files) in images/s at 28x28 for the spectral and the CNN detector.
 Prints one JSON line per result and a Markdown table at the end.
 """
@@ -51,8 +53,9 @@ def score(det, real: np.ndarray, fake: np.ndarray) -> dict:
 
 
 def train(kind, real, fake, size, channels, a):
-    opts = detector.TrainOptions(kind=kind, cnn_steps=a.cnn_steps, seed=0)
-    return detector.train(real, fake, size, channels, detector.DEFAULT_QUALITY, opts)
+    opts = detector.TrainOptions(kind=kind, cnn_steps=a.cnn_steps, seed=0, spectral_mode=a.spectral_mode,
+                                 augment=a.augment)
+    return detector.train(real, fake, size, channels, a.quality, opts)
 
 
 def digits(a) -> None:
@@ -176,6 +179,11 @@ def main() -> None:
     p.add_argument("--kinds", default="spectral,cnn")
     p.add_argument("--lofo-kinds", default="spectral", help="kinds run leave-one-family-out (each trains 5 times)")
     p.add_argument("--cnn-steps", type=int, default=300)
+    p.add_argument("--spectral-mode", default="linear", choices=detector.SPECTRAL_MODES,
+                   help="the spectral model's mode (ganforge detect-train --spectral-mode)")
+    p.add_argument("--quality", type=int, default=detector.DEFAULT_QUALITY,
+                   help="JPEG quality of the input normalisation (0: off; detect-train --normalize-quality)")
+    p.add_argument("--augment", type=float, default=0.5, help="augmentation probability (detect-train --augment)")
     p.add_argument("--photo-steps", type=int, default=200, help="DCGAN steps on photos (StyleGAN2: half)")
     p.add_argument("--skip", default="", help="comma list of digits, photos")
     p.add_argument("--threads", type=int, default=2)

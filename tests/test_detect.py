@@ -166,6 +166,70 @@ def test_detector_files_round_trip(tmp_path):
     assert back.threshold == det.threshold
 
 
+def _opposite_fakes(n: int, seed: int, sharpen: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Real: digits Lanczos-upscaled to 16 px; fake: the same blurred (too smooth) or with added pixel noise
+    (too sharp), two generators whose faults lie on opposite sides of the real images."""
+    from PIL import ImageFilter
+    from sklearn.datasets import load_digits
+
+    rng = np.random.default_rng(seed)
+    d = load_digits().images
+    base = np.clip(d[rng.choice(len(d), 2 * n, replace=False)] * 16, 0, 255).astype(np.uint8)
+    up = [Image.fromarray(b).resize((16, 16), Image.LANCZOS) for b in base]
+    if sharpen:
+        fake = [np.clip(np.asarray(u) + rng.normal(0, 12, (16, 16)), 0, 255).astype(np.uint8) for u in up[n:]]
+    else:
+        fake = [np.asarray(u.filter(ImageFilter.GaussianBlur(0.8))) for u in up[n:]]
+    return np.stack([np.asarray(u) for u in up[:n]])[:, None], np.stack(fake)[:, None]
+
+
+def test_the_deviation_model_catches_a_generator_that_errs_the_other_way():
+    """Trained on too-smooth fakes, tested on too-noisy ones: the linear model ranks them as more real than
+    real images, the deviation model (and either, which takes the more suspicious) still finds them."""
+    from ganforge.detect import detector
+    from ganforge.detect.calibrate import scores
+
+    real, smooth = _opposite_fakes(80, 0, sharpen=False)
+    test_real, noisy = _opposite_fakes(60, 1, sharpen=True)
+    x, y = np.concatenate([test_real, noisy]), np.r_[np.zeros(60), np.ones(60)]
+    ap = {}
+    for mode in detector.SPECTRAL_MODES:
+        det = detector.train(real, smooth, 16, 1, 0, detector.TrainOptions(augment=0.0, spectral_mode=mode))
+        assert det.spectral.mode == mode and sorted(det.spectral.parts) == (
+            ["deviation", "linear"] if mode == "either" else [mode])
+        ap[mode] = scores(det.calibration.prob(det.logits(x)), y, det.threshold)["ap"]
+        seen_x, seen_y = np.concatenate([real, smooth]), np.r_[np.zeros(80), np.ones(80)]
+        seen = scores(det.calibration.prob(det.logits(seen_x)), seen_y, det.threshold)["ap"]
+        assert seen >= 0.95, (mode, seen)
+    assert ap["linear"] < 0.6 and ap["deviation"] >= 0.9 and ap["either"] >= 0.9, ap
+
+
+def test_an_either_detector_round_trips_and_explains(tmp_path):
+    from ganforge.detect import detector
+
+    det = _det(spectral_mode="either")
+    det.save(tmp_path / "d")
+    meta = json.loads((tmp_path / "d.json").read_text())
+    assert meta["spectral"]["mode"] == "either" and sorted(meta["spectral"]["parts"]) == ["deviation", "linear"]
+    back = detector.load(tmp_path / "d")
+    x = np.concatenate(tiny_sets(5, seed=2))
+    assert np.allclose(back.logits(x), det.logits(x)) and back.spectral.mode == "either"
+    out = back.predict(x)
+    assert all(o["evidence"]["source"] == "spectral" for o in out)
+    meta["spectral"]["parts"]["svm"] = {"intercept": 0.0}
+    (tmp_path / "d.json").write_text(json.dumps(meta))
+    with pytest.raises(Exception) as e:
+        detector.load(tmp_path / "d")
+    assert "does not match its d.json (unknown spectral parts" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_an_unknown_spectral_mode_is_one_line():
+    from ganforge.errors import DataError
+
+    with pytest.raises(DataError, match="unknown spectral mode 'svm': choose one of either, deviation, linear"):
+        _det(n=8, spectral_mode="svm")
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda m: m.update(format_version=2), "is detector format version 2, this ganforge reads version 1: upgrade"),
     (lambda m: m.update(format_version=0), "version 0, this ganforge reads version 1: retrain it"),

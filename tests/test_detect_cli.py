@@ -148,3 +148,15 @@ def test_cnn_detector_heatmaps_from_the_cli(sets, tmp_path, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert all(r["evidence"]["source"] == "cnn" for r in rows)
     assert len(list((tmp_path / "h").glob("*.png"))) == 8
+
+
+def test_detect_train_takes_the_spectral_mode(tmp_path, sets, capsys):
+    real, fake, test_real, test_fake = sets
+    assert main(["detect-train", "--real", str(real), "--fake", str(fake), "--out", str(tmp_path / "dev"),
+                 "--augment", "0", "--spectral-mode", "either"]) == 0
+    meta = json.loads((tmp_path / "dev.json").read_text())
+    assert meta["spectral"]["mode"] == "either" and set(meta["spectral"]["parts"]) == {"deviation", "linear"}
+    capsys.readouterr()
+    assert main(["detect", str(test_fake), "--detector", str(tmp_path / "dev"), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 8 and all(0 <= r["p_fake"] <= 1 and r["verdict"] in ("real", "fake") for r in rows)

@@ -58,6 +58,9 @@ def add_parser(sub) -> None:
     t.add_argument("--out", required=True, metavar="DETECTOR", help="where to save (NAME -> NAME.safetensors "
                                                                      "and NAME.json)")
     t.add_argument("--kind", choices=KINDS, default="spectral", help="detector kind")
+    t.add_argument("--spectral-mode", choices=["linear", "deviation", "either"], default="linear",
+                   help="spectral model: linear (like the training fakes), deviation (unlike the real images; "
+                        "carries over to generators it never saw) or either (both; the more suspicious wins)")
     t.add_argument("--n", type=positive, default=1000, help="fakes sampled per --fake-from run")
     t.add_argument("--max-images", type=positive, help="use at most this many images of each class (None: all)")
     t.add_argument("--size", type=positive, help="input size (None: the real set's own, at most 256)")
@@ -89,7 +92,7 @@ def cmd_train(a) -> int:
     if not 0 <= a.normalize_quality <= 100:
         raise ConfigError(f"--normalize-quality must be 0 (off) or a JPEG quality 1-100, got {a.normalize_quality}")
     opts = TrainOptions(kind=a.kind, holdout=a.holdout, augment=a.augment, cnn_steps=a.cnn_steps, seed=a.seed,
-                        progress=True)
+                        spectral_mode=a.spectral_mode, progress=True)
     det = build(a.real, a.fake or [], a.fake_from or [], a.size, a.channels, a.normalize_quality, opts, n_per_run=a.n,
                 max_images=a.max_images, device=a.device, on_skip=_skipper("detect-train"))
     st, js = det.save(a.out)

@@ -26,18 +26,65 @@ DEFAULT_QUALITY = 75  # JPEG quality every input is normalised to (see decode.py
 CNN_WIDTH = 8
 
 
+SPECTRAL_MODES = ("either", "deviation", "linear")
+
+
 @dataclass
-class Spectral:
+class FeatureModel:
+    """One logistic regression on the spectral features: on the features as they are, or (``real_mean`` set) on
+    each feature's squared distance from the real images' mean in units of their spread."""
+
     mean: np.ndarray
     scale: np.ndarray
     coef: np.ndarray
     intercept: float
+    real_mean: np.ndarray | None = None
+    real_scale: np.ndarray | None = None
+
+    def inputs(self, f: np.ndarray) -> np.ndarray:
+        return f if self.real_mean is None else ((f - self.real_mean) / self.real_scale) ** 2
 
     def logits(self, f: np.ndarray) -> np.ndarray:
-        return ((f - self.mean) / self.scale) @ self.coef + self.intercept
+        return ((self.inputs(f) - self.mean) / self.scale) @ self.coef + self.intercept
 
     def contributions(self, f: np.ndarray) -> np.ndarray:
-        return (f - self.mean) / self.scale * self.coef
+        return (self.inputs(f) - self.mean) / self.scale * self.coef
+
+
+@dataclass
+class Spectral:
+    """The spectral detector: a ``linear`` model ("like the fakes I was shown"), a ``deviation`` model ("unlike
+    the real images in this band", which also catches a generator whose fakes are off in the other direction,
+    smoother where the training fakes were sharper: a linear model ranks those as more real than real images),
+    or ``either``: both, each Platt-calibrated on the held-out split, and the image scores as the more
+    suspicious of the two. ``linear`` is the default: it keeps the faintest cues of a known generator, and
+    the file-format test holds for it. The deviation model is a model of the real set, so it needs real
+    images processed exactly as the images it will score (a real set saved as JPEG and tested on PNGs moves
+    it more)."""
+
+    parts: dict[str, FeatureModel]
+    part_cals: dict[str, Calibration] = field(default_factory=dict)  # one part alone: identity
+
+    @property
+    def mode(self) -> str:
+        return "either" if len(self.parts) == 2 else next(iter(self.parts))
+
+    def _calibrated(self, f: np.ndarray) -> np.ndarray:
+        """``[parts, N]`` calibrated logits."""
+        cal = lambda name: self.part_cals.get(name, Calibration())
+        return np.stack([cal(k).a * m.logits(f) + cal(k).b for k, m in self.parts.items()])
+
+    def logits(self, f: np.ndarray) -> np.ndarray:
+        return self._calibrated(f).max(axis=0)
+
+    def contributions(self, f: np.ndarray) -> np.ndarray:
+        """Per image and feature, the push toward "fake" of the part that gave the score."""
+        pick = self._calibrated(f).argmax(axis=0)
+        out = np.zeros_like(f, dtype=np.float64)
+        for j, (name, m) in enumerate(self.parts.items()):
+            sel = pick == j
+            out[sel] = m.contributions(f[sel]) * self.part_cals.get(name, Calibration()).a
+        return out
 
 
 @dataclass
@@ -158,8 +205,12 @@ class Detector:
              "channels": self.channels, "normalize_jpeg_quality": self.quality,
              "calibration": self.calibration.to_dict(), "info": self.info}
         if self.spectral is not None:
-            m["spectral"] = {"intercept": self.spectral.intercept, "features": len(self.spectral.coef),
-                             "calibration": self.spectral_cal.to_dict()}
+            m["spectral"] = {"mode": self.spectral.mode, "features": len(feats.layout(self.size, self.channels)),
+                             "calibration": self.spectral_cal.to_dict(),
+                             "parts": {k: {"intercept": v.intercept,
+                                           **({"calibration": self.spectral.part_cals[k].to_dict()}
+                                              if k in self.spectral.part_cals else {})}
+                                       for k, v in self.spectral.parts.items()}}
         if self.net is not None:
             m["cnn"] = {"width": int(self.net.stem[0].out_channels), "calibration": self.cnn_cal.to_dict()}
         if self.combiner is not None:
@@ -175,8 +226,9 @@ class Detector:
         st, js = detector_paths(path)
         tensors = {}
         if self.spectral is not None:
-            for k in ("mean", "scale", "coef"):
-                tensors[f"spectral.{k}"] = torch.from_numpy(np.asarray(getattr(self.spectral, k), np.float64))
+            for name, part in self.spectral.parts.items():
+                for k in PART_ARRAYS[name]:
+                    tensors[_part_key(name, k)] = torch.from_numpy(np.asarray(getattr(part, k), np.float64))
         if self.net is not None:
             state = self.net.state_dict()
             tensors.update({f"cnn.{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()})
@@ -231,12 +283,8 @@ def load(path: str | Path) -> Detector:
         det = Detector(kind, int(meta["size"]), int(meta["channels"]), int(meta["normalize_jpeg_quality"]),
                        Calibration.from_dict(meta["calibration"]), info=meta.get("info", {}))
         if kind in ("spectral", "both"):
-            s = meta["spectral"]
-            det.spectral = Spectral(*(tensors[f"spectral.{k}"].numpy() for k in ("mean", "scale", "coef")),
-                                    float(s["intercept"]))
-            det.spectral_cal = Calibration.from_dict(s["calibration"])
-            if len(det.spectral.coef) != len(feats.layout(det.size, det.channels)):
-                raise ValueError("its spectral weights do not fit its input size")
+            det.spectral = _load_spectral(meta["spectral"], tensors, len(feats.layout(det.size, det.channels)))
+            det.spectral_cal = Calibration.from_dict(meta["spectral"]["calibration"])
         if kind in ("cnn", "both"):
             from ganforge.detect.cnn import DetectorNet
 
@@ -252,6 +300,33 @@ def load(path: str | Path) -> Detector:
         raise CheckpointError(f"{st} does not match its {js.name} ({reason}): retrain with `ganforge detect-train`"
                               ) from e
     return det
+
+
+# The arrays of each spectral part; the linear part's keys are those of detectors made before the modes.
+PART_ARRAYS = {"linear": ("mean", "scale", "coef"),
+               "deviation": ("mean", "scale", "coef", "real_mean", "real_scale")}
+
+
+def _part_key(name: str, array: str) -> str:
+    return f"spectral.{array}" if name == "linear" else f"spectral.{name}.{array}"
+
+
+def _load_spectral(meta: dict, tensors: dict, n_features: int) -> Spectral:
+    if "parts" not in meta:  # made before the modes: one linear model
+        meta = {"parts": {"linear": {"intercept": meta["intercept"]}}}
+    names = list(meta["parts"])
+    if not names or any(n not in PART_ARRAYS for n in names) or len(names) != len(set(names)):
+        raise ValueError(f"unknown spectral parts {names}")
+    parts, cals = {}, {}
+    for name in names:
+        arrays = [tensors[_part_key(name, k)].numpy() for k in PART_ARRAYS[name]]
+        if any(a.shape != (n_features,) for a in arrays):
+            raise ValueError("its spectral weights do not fit its input size")
+        m = meta["parts"][name]
+        parts[name] = FeatureModel(*arrays[:3], float(m["intercept"]), *arrays[3:])
+        if "calibration" in m:
+            cals[name] = Calibration.from_dict(m["calibration"])
+    return Spectral(parts, cals)
 
 
 def _band_range(band: str) -> str:
@@ -273,6 +348,7 @@ class TrainOptions:
     cnn_batch: int = 32
     cnn_width: int = CNN_WIDTH
     C: float = 0.5  # inverse L2 strength of the spectral logistic regression
+    spectral_mode: str = "linear"  # see Spectral
     seed: int = 0
     progress: bool = False
 
@@ -310,8 +386,12 @@ def train(real: np.ndarray, fake: np.ndarray, size: int, channels: int, quality:
             copies.append(norm(np.stack([random_augment(a, rng, opts.augment) for a in x[fit_idx]])))
         fx = np.concatenate([feats.extract(c) for c in copies])
         fy = np.tile(y[fit_idx], len(copies))
-        det.spectral = fit_spectral(fx, fy, opts.C)
-        det.spectral_cal = fit_platt(det.spectral.logits(feats.extract(held_x)), y[held_idx])
+        held_f = feats.extract(held_x)
+        det.spectral = fit_spectral(fx, fy, opts.C, opts.spectral_mode)
+        if len(det.spectral.parts) > 1:  # put the parts on one scale before taking the larger
+            det.spectral.part_cals = {k: fit_platt(m.logits(held_f), y[held_idx])
+                                      for k, m in det.spectral.parts.items()}
+        det.spectral_cal = fit_platt(det.spectral.logits(held_f), y[held_idx])
     if opts.kind in ("cnn", "both"):
         import torch
 
@@ -349,11 +429,28 @@ def train(real: np.ndarray, fake: np.ndarray, size: int, channels: int, quality:
     return det
 
 
-def fit_spectral(f: np.ndarray, y: np.ndarray, C: float) -> Spectral:
+def _spread(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean, scale = f.mean(axis=0), f.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    return mean, scale
+
+
+def fit_feature_model(f: np.ndarray, y: np.ndarray, C: float, deviation: bool) -> FeatureModel:
+    """Features ``f`` of real (``y`` 0) and fake (1) images -> one logistic regression (see FeatureModel)."""
     from sklearn.linear_model import LogisticRegression
 
-    mean = f.mean(axis=0)
-    scale = f.std(axis=0)
-    scale[scale < 1e-9] = 1.0
-    lr = LogisticRegression(C=C, max_iter=3000).fit((f - mean) / scale, y)
-    return Spectral(mean, scale, lr.coef_[0].astype(np.float64), float(lr.intercept_[0]))
+    n = f.shape[1]
+    model = FeatureModel(np.zeros(n), np.ones(n), np.zeros(n), 0.0, *(_spread(f[y == 0]) if deviation else ()))
+    inputs = model.inputs(f)
+    model.mean, model.scale = _spread(inputs)
+    lr = LogisticRegression(C=C, max_iter=3000).fit((inputs - model.mean) / model.scale, y)
+    model.coef, model.intercept = lr.coef_[0].astype(np.float64), float(lr.intercept_[0])
+    return model
+
+
+def fit_spectral(f: np.ndarray, y: np.ndarray, C: float, mode: str = "linear") -> Spectral:
+    """The spectral model's parts for ``mode``; with two parts their calibrations are fit by the caller."""
+    if mode not in SPECTRAL_MODES:
+        raise DataError(f"unknown spectral mode {mode!r}: choose one of {', '.join(SPECTRAL_MODES)}")
+    names = ("linear", "deviation") if mode == "either" else (mode,)
+    return Spectral({k: fit_feature_model(f, y, C, k == "deviation") for k in names})
