@@ -57,7 +57,10 @@ def recipe(name: str, a) -> RunConfig:
     cfg.model.z_dim = a.z_dim
     t = cfg.train
     t.steps, t.batch_size, t.device = 10**9, a.batch, "cpu"
-    t.growth = {"stabilise": a.stabilise, "fade": a.fade} if name == "grow" else {"start": 32}
+    if a.lr:
+        t.g_lr = t.d_lr = a.lr
+    t.growth = ({"stabilise": a.stabilise, "fade": a.fade, "penalty_at": a.penalty_at} if name == "grow"
+                else {"start": 32})
     return cfg
 
 
@@ -125,6 +128,9 @@ def main() -> None:
     p.add_argument("--width", type=int, default=16, help="g_width = d_width")
     p.add_argument("--z-dim", type=int, default=64)
     p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--lr", type=float, help="both learning rates (default: the preset's)")
+    p.add_argument("--penalty-at", default="native", choices=["native", "final"],
+                   help="grow: where WGAN-GP's gradient is taken (train.growth penalty_at)")
     p.add_argument("--stabilise", type=int, default=3000, help="grow: images per stabilise phase")
     p.add_argument("--fade", type=int, default=3000, help="grow: images per fade-in phase")
     p.add_argument("--n", type=int, default=1000, help="samples per FID")

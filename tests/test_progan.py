@@ -131,7 +131,8 @@ def test_schedule_defaults_fill_the_first_half_of_the_run_and_are_checked():
     cfg = RunConfig()
     cfg.model.family, cfg.model.resolution = "progan", 32
     cfg.train.steps, cfg.train.batch_size = 1000, 8
-    assert resolve(cfg) == {"start": 4, "stabilise": 666, "fade": 666, "batch": {}, "reset_optimizer": True}
+    assert resolve(cfg) == {"start": 4, "stabilise": 666, "fade": 666, "batch": {}, "reset_optimizer": True,
+                            "penalty_at": "native"}
     cfg.train.steps = 10**7
     assert resolve(cfg)["fade"] == 600_000  # the paper's phase length at most
     cfg.train.growth = {"batch": {8: 4}, "fade": 10}
@@ -139,13 +140,42 @@ def test_schedule_defaults_fill_the_first_half_of_the_run_and_are_checked():
     for growth, message in [({"stabilise": -1}, "stabilise must be 0 or a positive whole number"),
                             ({"start": 6}, "start must be a power of two from 4 to the final resolution 32"),
                             ({"batch": {"64": 8}}, "batch names resolution '64'"),
-                            ({"fade_kimg": 3}, "unknown train.growth option.*fade_kimg")]:
+                            ({"fade_kimg": 3}, "unknown train.growth option.*fade_kimg"),
+                            ({"penalty_at": "full"}, "penalty_at must be one of native, final, got 'full'")]:
         cfg.train.growth = growth
         with pytest.raises(ConfigError, match=message):
             resolve(cfg)
     cfg.model.family = "dcgan"
     with pytest.raises(ConfigError, match="train.growth applies to the growing families"):
         resolve(cfg)
+
+
+def test_the_gradient_penalty_is_taken_at_the_resolution_d_works_at():
+    """D average-pools a final-size image to its stage, so its gradient w.r.t. the upsampled image is the
+    native one shrunk by the upsampling factor: a penalty taken there ('final') lets the native slope reach
+    that factor. 'native' takes it on the pooled image."""
+    from ganforge.models.progan import nearest
+    from ganforge.train.progan import Growth
+
+    cfg = RunConfig()
+    cfg.model.family, cfg.model.resolution, cfg.data.channels = "progan", 32, 1
+    cfg.model.g_width = cfg.model.d_width = 8
+    cfg.train.steps, cfg.train.batch_size = 100, 4
+    cfg.train.growth = {"start": 8, "stabilise": 10**6}
+    _, D = models.build(cfg.model)
+    growth = Growth(cfg)
+    growth.apply([D], [])
+    assert growth.stage.resolution == 8
+    x8 = torch.randn(4, 1, 8, 8)
+    x32 = nearest(x8, 32).requires_grad_(True)
+    (g32,) = torch.autograd.grad(D(x32).sum(), x32)
+    native = growth.penalty_images(x32.detach()).requires_grad_(True)
+    assert native.shape == (4, 1, 8, 8) and torch.allclose(native, x8)
+    (g8,) = torch.autograd.grad(D(native).sum(), native)
+    ratio = g8.flatten(1).norm(dim=1) / g32.flatten(1).norm(dim=1)
+    assert torch.allclose(ratio, torch.full((4,), 4.0), rtol=1e-4)
+    cfg.train.growth["penalty_at"] = "final"
+    assert Growth(cfg).penalty_images(x32) is x32
 
 
 def test_progan_model_errors_are_one_line():
@@ -240,7 +270,8 @@ def test_cli_trains_grows_and_generates(tmp_path):
                  "--out", str(out), *TINY]) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["train"]["loss"] == "wgan-gp" and cfg["train"]["drift"] == 0.001  # the family's defaults
-    assert cfg["train"]["growth"] == {"start": 4, "stabilise": 16, "fade": 16, "batch": {}, "reset_optimizer": True}
+    assert cfg["train"]["growth"] == {"start": 4, "stabilise": 16, "fade": 16, "batch": {}, "reset_optimizer": True,
+                                      "penalty_at": "native"}
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [(r["resolution"], r["alpha"]) for r in log] == [(4, 1.0), (4, 1.0), (8, 0.0), (8, 0.5), (8, 1.0),
                                                             (8, 1.0)]

@@ -16,6 +16,11 @@ resume, or a run with more ``--steps``, keeps them):
   named uses ``train.batch_size``.
 * ``reset_optimizer``: clear both optimizers' moments when a new resolution starts to fade in (true, as the
   official code does: the new layers change what the old ones should do).
+* ``penalty_at``: where WGAN-GP's gradient norm is taken. ``native`` (the default): on the images at the
+  resolution D works at, so D is held to the same slope (1 per unit of the image it sees) at every stage.
+  ``final``: on the images upsampled to the final size, as the official code does; since D average-pools them,
+  its slope w.r.t. the native image may then reach the upsampling factor (8 at 4x4 in a 32 px run), and small
+  networks trained with short phases collapse to nearly one image while growing (docs/benchmarks.md).
 
 The counter of images seen is in the checkpoint, and the stage follows from it and the schedule, so a run
 stopped in the middle of a fade resumes at exactly the same alpha.
@@ -29,11 +34,12 @@ import torch
 
 from ganforge.config import RunConfig
 from ganforge.errors import ConfigError
-from ganforge.models.progan import fade_reals, level_resolution, max_level, set_stage
+from ganforge.models.progan import area, fade_reals, level_resolution, max_level, set_stage
 
 GROWING_FAMILIES = ("progan",)
 PAPER_PHASE_IMAGES = 600_000
-KEYS = ("start", "stabilise", "fade", "batch", "reset_optimizer")
+KEYS = ("start", "stabilise", "fade", "batch", "reset_optimizer", "penalty_at")
+PENALTY_AT = ("native", "final")
 
 
 @dataclass(frozen=True)
@@ -119,7 +125,11 @@ def resolve(cfg: RunConfig) -> dict[str, Any]:
     reset = growth.get("reset_optimizer", True)
     if not isinstance(reset, bool):
         raise ConfigError(f"train.growth reset_optimizer must be true or false, got {reset!r}")
-    return {"start": start, "stabilise": stabilise, "fade": fade, "batch": batch, "reset_optimizer": reset}
+    penalty_at = growth.get("penalty_at", "native")
+    if penalty_at not in PENALTY_AT:
+        raise ConfigError(f"train.growth penalty_at must be one of {', '.join(PENALTY_AT)}, got {penalty_at!r}")
+    return {"start": start, "stabilise": stabilise, "fade": fade, "batch": batch, "reset_optimizer": reset,
+            "penalty_at": penalty_at}
 
 
 def schedule(cfg: RunConfig) -> Schedule:
@@ -139,7 +149,9 @@ class Growth:
 
     def __init__(self, cfg: RunConfig):
         self.schedule = schedule(cfg)
-        self.reset_optimizer = resolve(cfg)["reset_optimizer"]
+        resolved = resolve(cfg)
+        self.reset_optimizer = resolved["reset_optimizer"]
+        self.penalty_native = resolved["penalty_at"] == "native"
         self.resample = (cfg.model.options or {}).get("resample", "nearest")
         self.images = 0
         self.stage = self.schedule.at(0)
@@ -157,6 +169,10 @@ class Growth:
 
     def reals(self, x: torch.Tensor) -> torch.Tensor:
         return fade_reals(x, self.stage.level, self.stage.alpha, self.resample)
+
+    def penalty_images(self, x: torch.Tensor) -> torch.Tensor:
+        """The images WGAN-GP's gradient is taken at (see ``penalty_at``)."""
+        return area(x, self.stage.resolution) if self.penalty_native else x
 
     def advance(self, images: int) -> None:
         self.images += images

@@ -358,7 +358,10 @@ class Trainer:
             d_fake = D(self._augment(fake.detach()), c_fake).float()
             loss_d = self.loss.d_loss(d_real, d_fake)
         if self.loss.gradient_penalty:
-            loss_d = loss_d + t.gp_weight * gradient_penalty(D, real, fake.detach(), c_real, self.noise_gen)
+            gp_real, gp_fake = real, fake.detach()
+            if self.growth is not None:
+                gp_real, gp_fake = self.growth.penalty_images(gp_real), self.growth.penalty_images(gp_fake)
+            loss_d = loss_d + t.gp_weight * gradient_penalty(D, gp_real, gp_fake, c_real, self.noise_gen)
         if t.r1_gamma > 0 and not self.lazy_r1:
             loss_d = loss_d + t.r1_gamma / 2 * r1_penalty(self._d_augmented, real, c_real)
         if t.drift > 0:  # ProGAN's epsilon_drift: keeps the critic's outputs from drifting away from 0
