@@ -69,10 +69,12 @@ class Spectral:
     def mode(self) -> str:
         return "either" if len(self.parts) == 2 else next(iter(self.parts))
 
+    def _cal(self, name: str) -> Calibration:
+        return self.part_cals.get(name, Calibration())
+
     def _calibrated(self, f: np.ndarray) -> np.ndarray:
         """``[parts, N]`` calibrated logits."""
-        cal = lambda name: self.part_cals.get(name, Calibration())
-        return np.stack([cal(k).a * m.logits(f) + cal(k).b for k, m in self.parts.items()])
+        return np.stack([self._cal(k).a * m.logits(f) + self._cal(k).b for k, m in self.parts.items()])
 
     def logits(self, f: np.ndarray) -> np.ndarray:
         return self._calibrated(f).max(axis=0)
@@ -83,7 +85,7 @@ class Spectral:
         out = np.zeros_like(f, dtype=np.float64)
         for j, (name, m) in enumerate(self.parts.items()):
             sel = pick == j
-            out[sel] = m.contributions(f[sel]) * self.part_cals.get(name, Calibration()).a
+            out[sel] = m.contributions(f[sel]) * self._cal(name).a
         return out
 
 
