@@ -24,13 +24,16 @@ def add_parser(sub) -> None:
                               "without it, digit-like images are measured with the digit network's features "
                               "(reported as ppl_distance digit-features, not comparable with published numbers). "
                               "LS labels unconditional digit generators' samples with the digit network. "
+                              "swd (ProGAN's sliced Wasserstein distance, x10^3 per Laplacian-pyramid level and "
+                              "their mean) compares pixel neighbourhoods, needs no feature network or weights "
+                              "and is opt-in too (--swd-n images of each set). "
                               "The table prints KID x 10^3, as papers do; --json gives kid and kid_std unscaled.")
     p.add_argument("run", nargs="?", help="run directory or checkpoint (e.g. RUN/best.safetensors)")
     p.add_argument("--fake", metavar="DIR", help="score this folder / .zip of images instead of a run")
     p.add_argument("--real", help="real images: built-in name or folder / .zip (None: the run's training data)")
     p.add_argument("--metrics", default="all", help=f"comma list of {','.join(METRICS)}, or all (every metric "
                                                     f"that applies, except the slow "
-                                                    f"{' and '.join(sorted(OPT_IN_METRICS, reverse=True))})")
+                                                    f"{', '.join(sorted(OPT_IN_METRICS))})")
     p.add_argument("--n", type=positive, default=e.n, help="generated images (at most all of --fake)")
     p.add_argument("--features", help="digits, inception or module:callable (None: digits for digit-like data, "
                                       "inception otherwise)")
@@ -58,6 +61,7 @@ def add_parser(sub) -> None:
                                                  "the digit network's features, on digit-like images only)")
     p.add_argument("--ls-n", type=positive, default=e.ls_n, help="LS: samples labelled by the digit network "
                                                                   "(the most confident half is used)")
+    p.add_argument("--swd-n", type=positive, default=e.swd_n, help="SWD: images of each set")
     p.add_argument("--no-cache", action="store_true", help="recompute the real set's features")
     add_device(p)
     add_precision(p)
@@ -80,7 +84,8 @@ def cmd_eval(a) -> int:
     opts = EvalOptions(metrics=parse_metrics(a.metrics), n=a.n, seed=a.seed, batch_size=a.batch_size,
                        kid_subsets=a.kid_subsets, kid_subset_size=a.kid_subset_size, real_max=a.real_max,
                        cache=not a.no_cache, progress=True, ppl_n=a.ppl_n, ppl_space=a.ppl_space,
-                       ppl_sampling=a.ppl_sampling, ppl_epsilon=a.ppl_epsilon, vgg=a.vgg, ls_n=a.ls_n)
+                       ppl_sampling=a.ppl_sampling, ppl_epsilon=a.ppl_epsilon, vgg=a.vgg, ls_n=a.ls_n,
+                       swd_n=a.swd_n)
     result = run_eval(a.run, a.fake, a.real, opts, features=a.features, inception_weights=a.inception_weights,
                       resolution=a.resolution, channels=a.channels, truncation=a.truncation,
                       device=str(resolve_device(a.device)), precision=a.precision)

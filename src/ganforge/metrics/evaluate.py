@@ -86,7 +86,7 @@ def evaluate(fake, real, extractor, opts: EvalOptions | None = None, D: torch.nn
     digit_like = real.builtin or is_digit_like(real.channels, real.resolution)
     G = getattr(fake, "G", None)
     metrics = choose_metrics(opts.metrics, digit_like, D is not None, G is not None)
-    scanned = bool(set(metrics) - GENERATOR_METRICS)  # anything measured on a set of generated images
+    scanned = bool(set(metrics) - GENERATOR_METRICS - {"swd"})  # what the one streamed pass measures
     need_feats = bool(FEATURE_METRICS & set(metrics))
     if not need_feats:
         extractor = None
@@ -108,6 +108,8 @@ def evaluate(fake, real, extractor, opts: EvalOptions | None = None, D: torch.nn
                            opts.cache)
         result["n_real"], result["real_stats_cached"] = len(stats.features), stats.from_cache
     m = result["metrics"]
+    if "swd" in metrics:
+        m.update(_swd(fake, real, opts))
     if not scanned:
         _generator_metrics(G, metrics, opts, getattr(fake, "truncation", 1.0), m, result)
         result["seconds"] = round(time.perf_counter() - start, 2)
@@ -137,6 +139,31 @@ def evaluate(fake, real, extractor, opts: EvalOptions | None = None, D: torch.nn
     _generator_metrics(G, metrics, opts, getattr(fake, "truncation", 1.0), m, result)
     result["seconds"] = round(time.perf_counter() - start, 2)
     return result
+
+
+def _swd(fake, real, opts: EvalOptions) -> dict:
+    """ProGAN's sliced Wasserstein distance between ``opts.swd_n`` images of each set (pixels, no features)."""
+    from ganforge.metrics.swd import Descriptors, swd
+
+    if fake.resolution != real.resolution or fake.channels != real.channels:
+        raise EvalError(f"metric 'swd' compares pixels, so both sets need one shape: fake {fake.channels}x"
+                        f"{fake.resolution} px, real {real.channels}x{real.resolution} px; pass --resolution")
+    if real.resolution < 7:
+        raise EvalError(f"metric 'swd' needs images of at least 7x7 pixels, got {real.resolution}")
+    count = min(opts.swd_n, real.size, opts.n if fake.size is None else min(opts.n, fake.size))
+    if count < 2:
+        raise EvalError(f"metric 'swd' needs at least 2 images of each set, got {count}: raise --n or add images")
+    sets = {}
+    for name, source, seed in (("real", real, REAL_SEED), ("fake", fake, opts.seed)):
+        d = Descriptors(seed=seed)
+        bar = tqdm(total=count, desc=f"swd {source.name}", unit="img", leave=False,
+                   disable=None if opts.progress else True)
+        for x, _ in source.batches(count, opts.batch_size or 250, seed):
+            d.add(x)
+            bar.update(len(x))
+        bar.close()
+        sets[name] = d
+    return {**swd(sets["real"], sets["fake"], seed=opts.seed), "swd_n": count}
 
 
 def _generator_metrics(G, metrics, opts: EvalOptions, truncation: float, m: dict, result: dict) -> None:

@@ -7,13 +7,14 @@ from ganforge.errors import EvalError
 
 # fid, kid, precision/recall, density/coverage, the digit network's inception-like score, its confident
 # rate and class shares, the mean sigmoid(D) of a run's discriminator on real and generated images, and
-# the generator's perceptual path length and linear separability (both need a run's G).
-METRICS = ("fid", "kid", "pr", "dc", "is", "digits", "d", "ppl", "ls")
+# the generator's perceptual path length and linear separability (both need a run's G), and ProGAN's sliced
+# Wasserstein distance of Laplacian-pyramid neighbourhoods (no feature network: any images).
+METRICS = ("fid", "kid", "pr", "dc", "is", "digits", "d", "ppl", "ls", "swd")
 FEATURE_METRICS = {"fid", "kid", "pr", "dc"}
 GENERATOR_METRICS = {"ppl", "ls"}  # measured on G itself, not on a set of images
-# Not part of 'all': each renders thousands of extra images (tens of seconds for a 32 px StyleGAN2 on a
-# CPU at the default sizes), so they run only when named in --metrics.
-OPT_IN_METRICS = {"ppl", "ls"}
+# Not part of 'all': each renders or compares thousands of extra images (tens of seconds for a 32 px
+# StyleGAN2 on a CPU at the default sizes), so they run only when named in --metrics.
+OPT_IN_METRICS = {"ppl", "ls", "swd"}
 
 
 @dataclass
@@ -35,6 +36,7 @@ class EvalOptions:
     ppl_epsilon: float = 1e-4
     vgg: str | None = None  # LPIPS VGG16 weights for PPL (None: ganforge.metrics.lpips's default place)
     ls_n: int = 5000  # linear separability: samples (the most confidently labelled half is used)
+    swd_n: int = 1000  # SWD: images of each set (128 neighbourhoods per image and pyramid level)
 
 
 def parse_metrics(text: str | None) -> tuple[str, ...] | None:

@@ -15,6 +15,7 @@ ROWS = (  # key, label, what it means
     ("d_fake", "D(G(z))", "mean sigmoid of the run's D on generated images"),
     ("ppl", "PPL", "perceptual path length; lower is smoother"),
     ("ls", "LS", "linear separability of the digit classes; 1 at best"),
+    ("swd", "SWD x10^3", "sliced Wasserstein distance of Laplacian-pyramid 7x7 neighbourhoods; lower is better"),
 )
 KID_SCALE = 1000
 SKIPPED_LABELS = {"ppl": "PPL", "ls": "LS"}
@@ -29,6 +30,9 @@ def _note(key: str, note: str, m: dict) -> str:
         skipped = f", {m['ls_skipped']} with too few samples skipped" if m["ls_skipped"] else ""
         return (f"linear separability in {m['ls_space']}: {m['ls_attributes']} digit classes{skipped}; "
                 f"{m['ls_used']}/{m['ls_n']} samples kept; 1 at best")
+    if key == "swd":
+        levels = ", ".join(f"{r} px {v:.1f}" for r, v in zip(m["swd_resolutions"], m["swd_levels"]))
+        return f"mean over pyramid levels ({levels}); {m['swd_n']} images of each set; lower is better"
     return note
 
 
@@ -44,6 +48,8 @@ def _value(key: str, m: dict) -> str:
         return f"{v:.4g}"
     if key == "ls":
         return f"{v:.3f}" + (f" (z: {m['ls_z']:.3f})" if "ls_z" in m else "")
+    if key == "swd":
+        return f"{v:.2f}"
     return f"{v:.4f}"
 
 
