@@ -254,6 +254,8 @@ def test_preset_progan_is_mnist_at_32_with_the_paper_loss():
     assert (cfg.model.family, cfg.data.source, cfg.data.pad) == ("progan", "mnist", 2)
     assert (cfg.train.loss, cfg.train.drift, cfg.train.g_lr, cfg.train.g_betas) == ("wgan-gp", 0.001, 0.001,
                                                                                     (0.0, 0.99))
+    # grown from 8x8: from 4x4 the preset collapsed while 16x16 faded in
+    assert cfg.train.growth == {"start": 8, "stabilise": 16000, "fade": 16000, "batch": {"8": 64}}
 
 
 def blocks_of(tile: np.ndarray, size: int) -> bool:
