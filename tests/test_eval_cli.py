@@ -115,6 +115,7 @@ def test_eval_ppl_of_a_conditional_dcgan_run(run_dir, capsys):
     (["eval", "--fake", "nowhere", "--real", "digits", "--metrics", "ls"], "pass RUN instead of --fake"),
     (["eval", "RUN_PLACEHOLDER", "--metrics", "ppl", "--ppl-space", "w"], "--ppl-space z"),
     (["eval", "RUN_PLACEHOLDER", "--metrics", "ppl", "--vgg", "nowhere.safetensors"], "not found"),
+    (["eval", "RUN_PLACEHOLDER", "--metrics", "swd", "--n", "1"], "metric 'swd' needs at least 2 images"),
 ])
 def test_eval_errors_are_one_line(run_dir, tmp_path, monkeypatch, capsys, argv, message):
     monkeypatch.delenv("GANFORGE_INCEPTION_WEIGHTS", raising=False)
