@@ -72,8 +72,9 @@ def recipe(name: str, a) -> RunConfig:
         t.g_lr = t.d_lr = a.lr
     final = a.resolution if a.data == "photos" else 32
     batch = {k: int(v) for k, v in (kv.split(":") for kv in a.grow_batch.split(","))} if a.grow_batch else {}
-    t.growth = ({"stabilise": a.stabilise, "fade": a.fade, "penalty_at": a.penalty_at, "batch": batch}
-                if name == "grow" else {"start": final})
+    grow = {"start": a.grow_start, "stabilise": a.stabilise, "fade": a.fade, "penalty_at": a.penalty_at,
+            "batch": batch}
+    t.growth = grow if name == "grow" else {"start": final}
     return cfg
 
 
@@ -160,6 +161,7 @@ def main() -> None:
                    help="grow: where WGAN-GP's gradient is taken (train.growth penalty_at)")
     p.add_argument("--stabilise", type=int, default=3000, help="grow: images per stabilise phase")
     p.add_argument("--fade", type=int, default=3000, help="grow: images per fade-in phase")
+    p.add_argument("--grow-start", type=int, default=4, help="grow: the first resolution")
     p.add_argument("--grow-batch", default="", metavar="RES:B,...",
                    help="grow: batch size per resolution below the final one, e.g. 4:128,8:128 (else --batch)")
     p.add_argument("--n", type=int, default=1000, help="samples per scoring")
