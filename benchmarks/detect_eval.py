@@ -10,8 +10,8 @@ images that the shipped detector never saw):
 * unseen stages: the seen-family detector on fakes of steps it never saw;
 * robustness: the seen-family detector on test images (real and fake) re-saved as JPEG 75 and 50, resized to
   0.5x, blurred with sigma 1 and 2.
-Colour photos: short DCGAN and StyleGAN2 runs trained on `photos` at 32 px; detectors trained on `photos` against
-fakes of one seed range, tested on `photos-test` (other photographs) against fakes of another.
+Colour photos: runs of every family (--photo-families) trained on `photos` at 32 px; detectors trained on
+`photos` against fakes of one seed range, tested on `photos-test` (other photographs) against fakes of another.
 ``--spectral-mode`` picks the spectral model (linear, deviation, either) for every spectral and combined detector;
 ``--quality`` and ``--augment`` set the input normalisation and the augmentation as detect-train's options do.
 Speed: `detect` (decode + score, from PNG files) in images/s at 28x28 for the spectral and the CNN detector.
@@ -122,9 +122,10 @@ def photos(a) -> None:
     real_te = decoded_rgb(load_dataset(DataConfig(source="photos-test", resolution=res, labels=False,
                                                   cache=False)).images.numpy(), res)
     fakes_tr, fakes_te = [], []
-    for family, steps in (("dcgan", a.photo_steps), ("stylegan2", a.photo_steps // 2)):
+    for family in a.photo_families.split(","):
+        steps = a.photo_steps // 2 if family == "stylegan2" else a.photo_steps
         cfg = family_config(family, steps, 0)
-        cfg.data = DataConfig(source="photos", resolution=res, channels=3, labels=False, cache=False)
+        cfg.data = DataConfig(source="photos", resolution=res, channels=3, labels=family == "cdcgan", cache=False)
         t = time.perf_counter()
         tr = Trainer(cfg, load_dataset(cfg.data))
         Run(tr, Path(a.out) / "photo-runs" / family, progress=False).train()
@@ -184,7 +185,10 @@ def main() -> None:
     p.add_argument("--quality", type=int, default=detector.DEFAULT_QUALITY,
                    help="JPEG quality of the input normalisation (0: off; detect-train --normalize-quality)")
     p.add_argument("--augment", type=float, default=0.5, help="augmentation probability (detect-train --augment)")
-    p.add_argument("--photo-steps", type=int, default=200, help="DCGAN steps on photos (StyleGAN2: half)")
+    p.add_argument("--photo-steps", type=int, default=1500, help="steps of each family on photos (StyleGAN2: half)")
+    p.add_argument("--photo-families", default=",".join(FAMILIES),
+                   help=f"comma list of the families trained on photos, of {', '.join(FAMILIES)} (cdcgan: the "
+                        "source photograph is the class)")
     p.add_argument("--skip", default="", help="comma list of digits, photos")
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()

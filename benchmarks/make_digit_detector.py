@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-FAMILIES = ("mlp", "dcgan", "cdcgan", "layers", "stylegan2")
+FAMILIES = ("mlp", "dcgan", "cdcgan", "layers", "progan", "stylegan2")
 WEIGHTS = Path(__file__).resolve().parents[1] / "src" / "ganforge" / "detect" / "weights" / "digits"
 REAL_SPLIT_SEED = 1234
 REAL_TEST = {"mnist": 1000, "digits": 297}  # held out of the shipped detector's training, for detect_eval.py
@@ -47,6 +47,15 @@ def family_config(family: str, steps: int, seed: int):
         cfg.data.pad = 2  # synthesis needs a power-of-two size: 28 + 2 * 2 = 32, as the stylegan2-mnist preset
         cfg.model.options = {"mapping_layers": 2, "channel_base": 256, "mbstd_group": 4}
         cfg.train.batch_size = 8  # its steps cost several times a DCGAN's on a CPU
+    if family == "progan":
+        from ganforge.train.presets import FAMILY_TRAIN_DEFAULTS
+
+        cfg.data.pad, cfg.data.labels = 2, False  # grows to 32x32, like the progan preset
+        for name, value in FAMILY_TRAIN_DEFAULTS["progan"].items():
+            setattr(cfg.train, name, value)
+        cfg.train.ema_decay = 0.95
+        # From 8x8 (as the preset) with phases short enough to reach 32x32 by step 190 of a 32 batch.
+        cfg.train.growth = {"start": 8, "stabilise": 1500, "fade": 1500}
     return cfg
 
 
