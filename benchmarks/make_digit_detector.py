@@ -3,7 +3,7 @@
     nice python benchmarks/make_digit_detector.py [--out runs/digit-detector] [--stages 40,120,300]
         [--runs RUN...] [--heldout RUN...]
 
-Trains a small (width-16) generator of every family (mlp, dcgan, cdcgan, layers, stylegan2) on MNIST, samples
+Trains a small (width-16) generator of every family (mlp, dcgan, cdcgan, layers, progan, stylegan2) on MNIST, samples
 fakes at several training stages (and at --unseen stages that the detector never sees, for
 benchmarks/detect_eval.py); trains default-size generators (``ganforge train --family F`` defaults, DEFAULT_RECIPES)
 and samples them at longer stages; samples more fakes from --runs (e.g. a `make demo` run, a stylegan2-mnist
@@ -186,13 +186,13 @@ def main() -> None:
                    "(DEFAULT_RECIPES: `ganforge train --family F` at several stages)")
     p.add_argument("--runs", nargs="*", default=[], metavar="RUN", help="already-trained ganforge runs to sample "
                    "more training fakes from (latent seed --runs-seed)")
-    p.add_argument("--runs-n", type=int, default=800, help="fakes per --runs run")
+    p.add_argument("--runs-n", type=int, default=5000, help="fakes per --runs run")
     p.add_argument("--runs-seed", type=int, default=RUN_SEED)
     p.add_argument("--heldout", nargs="*", default=[], metavar="RUN", help="runs to score the detector on, "
                    "e.g. ones it never trained on (latent seed 0, as `ganforge detect --fake-from`)")
     p.add_argument("--heldout-n", type=int, default=500)
     p.add_argument("--kind", default="both", choices=["spectral", "cnn", "both"])
-    p.add_argument("--cnn-steps", type=int, default=1500)
+    p.add_argument("--cnn-steps", type=int, default=6000)
     p.add_argument("--detector-out", default=str(WEIGHTS))
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
