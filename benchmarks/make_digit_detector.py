@@ -193,6 +193,7 @@ def main() -> None:
     p.add_argument("--heldout-n", type=int, default=500)
     p.add_argument("--kind", default="both", choices=["spectral", "cnn", "both"])
     p.add_argument("--cnn-steps", type=int, default=6000)
+    p.add_argument("--cnn-width", type=int, default=8)
     p.add_argument("--detector-out", default=str(WEIGHTS))
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args()
@@ -217,7 +218,7 @@ def main() -> None:
     real = np.concatenate([decoded(real_split(name)[0]) for name in ("mnist", "digits")])
     fake = load_fakes(files, keys)
     t1 = time.perf_counter()
-    opts = detector.TrainOptions(kind=a.kind, cnn_steps=a.cnn_steps, seed=0, progress=False)
+    opts = detector.TrainOptions(kind=a.kind, cnn_steps=a.cnn_steps, cnn_width=a.cnn_width, seed=0, progress=False)
     recipes = "" if a.no_default else "; default-size " + ", ".join(
         f"{f} at steps {list(s)}" for f, s in DEFAULT_RECIPES.items())
     info = {"made_by": "benchmarks/make_digit_detector.py", "real": "mnist and digits, less a held-out split "

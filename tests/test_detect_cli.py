@@ -138,8 +138,9 @@ def test_detect_help_names_the_default_detector(capsys):
 def test_cnn_detector_heatmaps_from_the_cli(sets, tmp_path, capsys):
     real, fake, test_real, _ = sets
     Image.new("L", (1, 1)).save(real / "dot.png")
-    assert main(["detect-train", "--kind", "cnn", "--cnn-steps", "5", "--real", str(real), "--fake", str(fake),
-                 "--out", str(tmp_path / "cnn")]) == 0
+    assert main(["detect-train", "--kind", "cnn", "--cnn-steps", "5", "--cnn-width", "4", "--real", str(real),
+                 "--fake", str(fake), "--out", str(tmp_path / "cnn")]) == 0
+    assert json.loads((tmp_path / "cnn.json").read_text())["cnn"]["width"] == 4
     cap = capsys.readouterr()
     assert f"ganforge detect-train: skipped {real / 'dot.png'}: too small (1x1)" in cap.err
     assert "cnn detector, 16x16x1" in cap.out
