@@ -141,6 +141,37 @@ def test_translate_from_target_tiles_a_large_image(sr_run, tmp_path, capsys):
         assert im.height == 128 + 4 and im.width == 3 * (round(40 * 128 / 48) + 2) + 2  # input | output | target
 
 
+def test_translate_never_overwrites_an_input_or_another_output(sr_run, tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    one, two = tmp_path / "one", tmp_path / "two"
+    _png(one / "x.png", rng.integers(0, 255, (4, 4), dtype=np.uint8))
+    _png(one / "x.webp", rng.integers(0, 255, (4, 4), dtype=np.uint8))
+    _png(one / "comparison.png", rng.integers(0, 255, (4, 4), dtype=np.uint8))
+    _png(two / "x.png", rng.integers(0, 255, (8, 8), dtype=np.uint8))
+    before = (one / "x.png").read_bytes()
+    assert main(["translate", str(sr_run), str(one), str(two), "--out", str(one), "--quiet"]) == 0
+    assert "translated 4 image(s)" in capsys.readouterr().out
+    assert (one / "x.png").read_bytes() == before  # the input folder is the output folder: inputs stay
+    names = sorted(p.name for p in one.iterdir())
+    assert names == ["comparison-2.png", "comparison-png.png", "comparison.png", "x-2.png", "x-png.png",
+                     "x-webp.png", "x.png", "x.webp"]
+    from PIL import Image
+
+    with Image.open(one / "x-2.png") as im:  # the second x.png, from folder two: 8x8 input, x4
+        assert im.size == (32, 32)
+
+
+def test_translate_from_a_target_too_small_to_downsample_is_skipped(sr_run, tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    _png(tmp_path / "in" / "ok.png", rng.integers(0, 255, (8, 8), dtype=np.uint8))
+    _png(tmp_path / "in" / "dot.png", rng.integers(0, 255, (1, 1), dtype=np.uint8))
+    assert main(["translate", str(sr_run), str(tmp_path / "in"), "--out", str(tmp_path / "o"), "--from-target",
+                 "--quiet"]) == 0
+    cap = capsys.readouterr()
+    assert "skipped dot.png: too small (1x1) to downsample 4x: give targets of at least 4x4 pixels" in cap.err
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["comparison.png", "ok.png"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--task", "edges"], "was trained for superres x4 (bicubic downsampling), not edges: use a run trained for"),
     (["--tile", "8", "--overlap", "8"], "--overlap (8) must be smaller than --tile (8)"),

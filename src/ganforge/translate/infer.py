@@ -127,6 +127,22 @@ def image_files(inputs: list[str]) -> tuple[list[Path], list[str]]:
     return files, notes
 
 
+def output_names(files: list[Path], out: Path, reserved: set[str]) -> dict[Path, Path]:
+    """``out/STEM.png`` for each input, made unique (``STEM-EXT``, then ``STEM-2``...) where stems repeat, and
+    never an input's own path: translating into the input folder must not overwrite the user's images."""
+    inputs = {f.resolve() for f in files}
+    taken = set(reserved)
+    dests = {}
+    for f in files:
+        for name in (f"{f.stem}.png", f"{f.stem}-{f.suffix.lstrip('.').lower()}.png",
+                     *(f"{f.stem}-{k}.png" for k in range(2, 2 * len(files) + 3))):
+            if name not in taken and (out / name).resolve() not in inputs:
+                break
+        taken.add(name)
+        dests[f] = out / name
+    return dests
+
+
 def read_input(path: Path, task: Task, cfg: RunConfig, from_target: bool,
                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
     """(A, target or None, notes) network tensors for one file; DataError when it cannot be used."""
@@ -168,6 +184,9 @@ def read_input(path: Path, task: Task, cfg: RunConfig, from_target: bool,
     if from_target:
         if task.name == "superres":
             h, w = u8.shape[-2:]
+            if min(h, w) < task.scale:
+                raise DataError(f"{path.name}: too small ({w}x{h}) to downsample {task.scale}x: give targets of "
+                                f"at least {task.scale}x{task.scale} pixels")
             u8 = u8[..., :h - h % task.scale, :w - w % task.scale]
         a, b = task.make(u8, None, gen)
         return a, b, notes
@@ -188,8 +207,9 @@ def translate_files(run: str | Path, inputs: list[str], out: Path, from_target: 
                     seed: int = 0, device: str = "cpu", progress: bool = True,
                     grid: bool = True) -> tuple[list[Path], Path | None, list[str]]:
     """Translate every image of ``inputs`` into ``out/NAME.png``; with ``grid`` also ``out/comparison.png``
-    (rows of input | output (| target)). Returns the files written, the grid and notes (skipped files, converted
-    channels). Each file is written atomically; inputs that cannot be read are skipped with a note."""
+    (rows of input | output (| target)); names repeat no other output and no input (see output_names).
+    Returns the files written, the grid and notes (skipped files, converted channels). Each file
+    is written atomically; inputs that cannot be read are skipped with a note."""
     from ganforge.storage.images import check_output_dir
 
     if overlap >= tile:
@@ -205,6 +225,10 @@ def translate_files(run: str | Path, inputs: list[str], out: Path, from_target: 
     if not files:
         raise DataError(f"no images among {', '.join(inputs)}: pass image files ({', '.join(IMAGE_EXTENSIONS)}) or "
                         "folders of them")
+    inputs = {f.resolve() for f in files}
+    grid_name = next(n for n in ("comparison.png", *(f"comparison-{k}.png" for k in range(2, len(files) + 3)))
+                     if (out / n).resolve() not in inputs)
+    dests = output_names(files, out, reserved={grid_name} if grid else set())
     gen = torch.Generator().manual_seed(seed)
     scale = int(getattr(G, "upsample", 1))
     written, rows = [], []
@@ -219,7 +243,7 @@ def translate_files(run: str | Path, inputs: list[str], out: Path, from_target: 
         raw = tiled(lambda x: G(x.to(dev)).float().cpu(), a, scale, tile, overlap, progress)
         picture = t.to_image(a, raw)
         target_pic = None if target is None else t.to_image(a, target)
-        dest = out / f"{path.stem}.png"
+        dest = dests[path]
         save_image(Image.fromarray(_hwc(picture)), dest)
         written.append(dest)
         if grid and len(rows) < MAX_GRID_ROWS:
@@ -227,7 +251,7 @@ def translate_files(run: str | Path, inputs: list[str], out: Path, from_target: 
         del picture, target_pic
     grid_path = None
     if rows:
-        grid_path = save_image(_stack(rows), out / "comparison.png")
+        grid_path = save_image(_stack(rows), out / grid_name)
     if not written:
         raise DataError(f"none of the {len(files)} input(s) could be translated: {'; '.join(notes)}")
     return written, grid_path, notes
