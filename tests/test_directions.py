@@ -277,12 +277,26 @@ def test_edit_latent_moves_only_the_chosen_layers():
     assert torch.allclose(out[1, 1:3] - ws[1:3], 3 * d.expand(2, -1))
 
 
+@pytest.mark.parametrize("data,message", [
+    ("seed,\xe2ge\n0,1\n".encode("latin-1"), "is not UTF-8 text (byte 5): save it as a UTF-8 CSV"),
+    (b"0,1\x00\x01\n", "is not a text file (it holds NUL bytes)"),
+])
+def test_labels_that_are_not_utf8_text_are_one_line(tmp_path, data, message):
+    (tmp_path / "l.csv").write_bytes(data)
+    with pytest.raises(ConfigError) as e:
+        read_labels(tmp_path / "l.csv")
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
 def test_strength_syntax():
     assert parse_strengths("-3:3:7") == [-3, -2, -1, 0, 1, 2, 3]
     assert parse_strengths("-2,0,2.5") == [-2, 0, 2.5] and parse_strengths("1.5") == [1.5]
     for bad in ("1:2", "a:b:3", "-1:1:0", "x", "1,,2", "nan"):
         with pytest.raises(GenerateError, match="strength must be START:STOP:COUNT"):
             parse_strengths(bad)
+    assert len(parse_strengths("-3:3:256")) == 256
+    with pytest.raises(GenerateError, match="asks for 1000000 frames: at most 256 per strip"):
+        parse_strengths("1:2:1000000")
 
 
 def test_render_strip_png_and_gif(sg, cdc, tmp_path):

@@ -232,9 +232,10 @@ def test_train_on_a_paired_folder(tmp_path, capsys):
     assert "--from-target needs a task that makes its inputs" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [["generate", "--n", "2", "--grid"], ["interpolate", "--out"]])
+@pytest.mark.parametrize("command", [["generate", "--n", "2", "--grid"], ["interpolate", "--out"],
+                                     ["directions", "--method", "pca", "--n", "20", "--out"]])
 def test_sampling_commands_send_an_image_to_image_run_to_translate(sr_run, tmp_path, capsys, command):
-    out = tmp_path / ("x.png" if command[0] == "generate" else "walk.gif")
+    out = tmp_path / {"generate": "x.png", "interpolate": "walk.gif", "directions": "d.npz"}[command[0]]
     assert main([command[0], str(sr_run), *command[1:], str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err == (f"ganforge {command[0]}: error: this run's generator turns images into images (an image-to-image "

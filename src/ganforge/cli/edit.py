@@ -77,8 +77,10 @@ def add_parser(sub) -> None:
 def _load(a):
     from ganforge.devices import resolve_device
     from ganforge.generate.runs import load_run
+    from ganforge.generate.sampling import require_latent_generator
 
     cfg, G, _ = load_run(a.run, device=str(resolve_device(a.device)), precision=a.precision)
+    require_latent_generator(G)  # an image-to-image run has no latent space to find or follow directions in
     return cfg, G
 
 

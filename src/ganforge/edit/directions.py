@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import zipfile
 from collections.abc import Callable, Sequence
@@ -272,10 +273,21 @@ def read_labels(path: str | Path) -> tuple[list[int], dict[str, np.ndarray]]:
     the columns (``seed,age,glasses``); without one they are ``score`` (or ``score1``, ``score2``, ...).
     Returns (seeds, column name -> scores)."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"labels file {path} is a folder: pass a CSV of seed,score rows (a folder of images "
+                          "per label goes to --classifier)")
     if not path.is_file():
         raise ConfigError(f"labels file {path} not found: pass a CSV of seed,score rows")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [(i, r) for i, r in enumerate(csv.reader(f), start=1) if r and any(v.strip() for v in r)]
+    data = path.read_bytes()
+    if b"\0" in data:
+        raise ConfigError(f"{path} is not a text file (it holds NUL bytes): pass a CSV of seed,score rows")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {e.start}): save it as a UTF-8 CSV of seed,score "
+                          "rows") from e
+    rows = [(i, r) for i, r in enumerate(csv.reader(io.StringIO(text, newline="")), start=1)
+            if r and any(v.strip() for v in r)]
     if not rows:
         raise ConfigError(f"{path} holds no rows: write one seed,score row per labelled image")
     first = rows[0][1]

@@ -30,6 +30,9 @@ from ganforge.storage.images import save_video as write_video
 STRENGTH_HELP = "START:STOP:COUNT (e.g. -3:3:7), a comma list (-2,0,2) or one number"
 
 
+MAX_STRENGTHS = 256  # frames of one strip: each is a generator pass, and all are held in memory
+
+
 def parse_strengths(text: str) -> list[float]:
     """``-3:3:7`` (COUNT evenly spaced values from START to STOP), ``-2,0,2`` or ``1.5``."""
     text = str(text).strip()
@@ -48,6 +51,9 @@ def parse_strengths(text: str) -> list[float]:
         raise GenerateError(f"strength must be {STRENGTH_HELP}, got '{text}'") from None
     if not values or not all(np.isfinite(values)):
         raise GenerateError(f"strength must be {STRENGTH_HELP}, got '{text}'")
+    if len(values) > MAX_STRENGTHS:
+        raise GenerateError(f"strength '{text}' asks for {len(values)} frames: at most {MAX_STRENGTHS} per strip, "
+                            "give a smaller COUNT")
     return [round(v, 10) for v in values]
 
 
