@@ -196,6 +196,12 @@ def progan_cfg(tiny_cfg):
     return cfg
 
 
+def test_a_growth_batch_too_large_is_refused_before_any_work(progan_cfg, digits):
+    progan_cfg.train.growth = {"batch": {"8": 100000}}
+    with pytest.raises(ConfigError, match="batch size 100000 is more than 4096"):
+        Trainer(progan_cfg, digits)
+
+
 def test_trainer_follows_the_schedule(progan_cfg, digits):
     tr = Trainer(progan_cfg, digits)
     seen = []

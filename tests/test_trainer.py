@@ -93,7 +93,8 @@ def test_class_conditional_training(tiny_cfg, digits):
     ("ema_decay", 1.0, r"ema_decay must be in \[0, 1\)"), ("g_betas", (0.5, 1.5), "g_betas must lie in"),
     ("r1_gamma", -2.0, "r1_gamma must not be negative"), ("loss", "bce", "unknown loss 'bce'"),
     ("precision", "fp8", "precision must be auto, fp32 or bf16"),
-    ("batch_size", 0, "batch_size must be a positive whole number")])
+    ("batch_size", 0, "batch_size must be a positive whole number"),
+    ("batch_size", 100000, "batch size 100000 is more than 4096, beyond what a GAN step can hold")])
 def test_bad_settings_are_config_errors(tiny_cfg, digits, field, value, message):
     setattr(tiny_cfg.train, field, value)
     with pytest.raises(ConfigError, match=message):

@@ -92,7 +92,8 @@ def layers_arg(value: str) -> list:
 
 
 def json_object(value: str) -> dict:
-    return _json_arg(value, dict, "not a JSON object", "must be a JSON object like '{\"mapping_layers\": 8}'")
+    return _json_arg(value, dict, "not a JSON object", "must be a JSON object of names and values, "
+                     "'{\"name\": value, ...}' (see the option's help for its names)")
 
 
 def psi_list(value: str) -> list[float]:

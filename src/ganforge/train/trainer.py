@@ -52,6 +52,9 @@ def complete_config(cfg: RunConfig, data: ImageDataset) -> RunConfig:
     return cfg
 
 
+MAX_BATCH = 4096  # a sanity bound (large-batch GANs such as BigGAN used 2,048): past it, a typo's OOM kill
+
+
 def validate(t, world_size: int = 1) -> None:
     """Reject hyperparameters that would train nonsense (or a batch that does not split over ``world_size``
     processes), before any work is done."""
@@ -80,6 +83,9 @@ def validate(t, world_size: int = 1) -> None:
     for name in ("g_momentum", "d_momentum"):
         if not 0 <= getattr(t, name) < 1:
             raise ConfigError(f"{name} must lie in [0, 1), got {getattr(t, name)}")
+    if t.batch_size > MAX_BATCH:
+        raise ConfigError(f"batch size {t.batch_size} is more than {MAX_BATCH}, beyond what a GAN step can hold in "
+                          "memory here: give a smaller --batch-size (or growth batch)")
     if t.batch_size % world_size:
         raise ConfigError(f"batch size {t.batch_size} does not split over {world_size} processes")
 
