@@ -223,11 +223,18 @@ def test_an_either_detector_round_trips_and_explains(tmp_path):
     assert "does not match its d.json (unknown spectral parts" in str(e.value) and "\n" not in str(e.value)
 
 
-def test_an_unknown_spectral_mode_is_one_line():
+def test_an_unknown_spectral_mode_augment_or_size_is_one_line():
     from ganforge.errors import DataError
 
     with pytest.raises(DataError, match="unknown spectral mode 'svm': choose one of either, deviation, linear"):
         _det(n=8, spectral_mode="svm")
+    from ganforge.detect import detector
+
+    real, fake = tiny_sets(8)
+    with pytest.raises(DataError, match="augment is the probability of each augmentation, between 0 and 1, got 5"):
+        detector.train(real, fake, 16, 1, 0, detector.TrainOptions(augment=5.0))
+    with pytest.raises(DataError, match="cannot train a detector: input size 4 is not between 8 and 1024"):
+        detector.train(real, fake, 4, 1, 0, detector.TrainOptions())
 
 
 @pytest.mark.parametrize("change, message", [
@@ -236,6 +243,10 @@ def test_an_unknown_spectral_mode_is_one_line():
     (lambda m: m.update(kind="svm"), "is a detector of unknown kind 'svm': expected one of spectral, cnn, both"),
     (lambda m: m.update(kind="cnn"), "does not match its d.json ("),
     (lambda m: m.update(format="other"), "is not a ganforge detector (no 'ganforge-detector' tag)"),
+    (lambda m: m.update(format_version="1"), "is detector format version '1', this ganforge reads version 1"),
+    (lambda m: m.update(size=0), "does not match its d.json (input size 0 is not between 8 and 1024)"),
+    (lambda m: m.update(channels=2), "(2 channels: a detector reads 1 (gray) or 3 (RGB))"),
+    (lambda m: m.update(normalize_jpeg_quality=500), "(normalisation quality 500 is not 0 (off) or a JPEG"),
 ])
 def test_a_detector_of_another_version_or_kind_is_one_clear_line(tmp_path, change, message):
     from ganforge.detect import detector

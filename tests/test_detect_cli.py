@@ -49,6 +49,28 @@ def test_detect_prints_p_fake_verdict_and_evidence(spectral, sets, capsys):
     assert re.fullmatch(rf"{re.escape(str(test_real / '000.png'))}  p_fake [0-9.]+  real  \(.+\)", real_line)
 
 
+@pytest.mark.parametrize("option, message", [
+    ("--report", "is a folder; pass a file name for the output"),
+    ("--heatmap", "is a file; pass a folder for the output images"),
+    ("--reliability", "is a folder; pass a file name for the output"),
+])
+def test_detect_outputs_are_checked_before_any_scoring(spectral, sets, tmp_path, capsys, option, message):
+    real, fake, test_real, _ = sets
+    target = tmp_path / ("file.txt" if option == "--heatmap" else "folder")
+    target.write_text("x") if option == "--heatmap" else target.mkdir()
+    args = ["--real", str(test_real), "--fake", str(fake)] if option == "--reliability" else [str(test_real)]
+    assert main(["detect", *args, "--detector", str(spectral), option, str(target)]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and message in cap.err and len(cap.err.strip().splitlines()) == 1
+
+
+def test_detect_with_nothing_readable_is_an_error(spectral, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("x")
+    assert main(["detect", str(tmp_path / "empty"), "--detector", str(spectral)]) == 2
+    assert "no readable images among" in capsys.readouterr().err
+
+
 def test_detect_json_lines_and_bad_files_in_a_folder(spectral, sets, capsys):
     _, _, _, test_fake = sets
     (test_fake / "broken.png").write_bytes(b"\x89PNG not really")

@@ -91,6 +91,8 @@ def cmd_train(a) -> int:
 
     if not 0 < a.holdout < 1:
         raise ConfigError(f"--holdout must be between 0 and 1, got {a.holdout}")
+    if not 0 <= a.augment <= 1:
+        raise ConfigError(f"--augment is the probability of each augmentation, between 0 and 1, got {a.augment}")
     if not 0 <= a.normalize_quality <= 100:
         raise ConfigError(f"--normalize-quality must be 0 (off) or a JPEG quality 1-100, got {a.normalize_quality}")
     opts = TrainOptions(kind=a.kind, holdout=a.holdout, augment=a.augment, cnn_steps=a.cnn_steps, seed=a.seed,
@@ -124,6 +126,15 @@ def cmd_detect(a) -> int:
         raise ConfigError("give images to score (PATH...), or --real and --fake to evaluate a detector")
     if a.reliability and not a.real:
         raise ConfigError("--reliability needs labelled images: --real and --fake")
+    from ganforge.storage.images import check_image_path, check_output_dir, check_output_file
+
+    # every output checked before any image is scored
+    if a.report:
+        check_output_file(a.report)
+    if a.heatmap:
+        check_output_dir(a.heatmap)
+    if a.reliability:
+        check_image_path(a.reliability)
     det = scan.load_detector(a.detector)
     if a.threshold is not None:
         if not 0 <= a.threshold <= 1:
@@ -133,6 +144,11 @@ def cmd_detect(a) -> int:
     if a.paths:
         parts.append(scan.score(det, sources.all_items(a.paths), -1, progress=True, on_skip=_skipper("detect")))
         got = parts[0]
+        if not got.names:
+            from ganforge.errors import DataError
+
+            raise DataError(f"no readable images among {', '.join(a.paths)}: pass image files, folders or .zip "
+                            "files of them")
         if not a.json:
             print(f"{len(got.names)} images, threshold {det.threshold:.3f} "
                   f"({'given' if a.threshold is not None else 'calibrated on the held-out split'})")

@@ -16,11 +16,12 @@ import numpy as np
 from ganforge.detect import features as feats
 from ganforge.detect.augment import random_augment
 from ganforge.detect.calibrate import Calibration, fit_platt, scores, sigmoid
-from ganforge.detect.decode import normalize
+from ganforge.detect.decode import MIN_SIDE, normalize
 from ganforge.errors import CheckpointError, DataError
 
 FORMAT = "ganforge-detector"
 FORMAT_VERSION = 1
+MAX_SIZE = 1024  # input side: beyond it features and the CNN grow without the traces getting clearer
 KINDS = ("spectral", "cnn", "both")
 DEFAULT_QUALITY = 75  # JPEG quality every input is normalised to (see decode.py)
 CNN_WIDTH = 8
@@ -249,6 +250,17 @@ def detector_paths(path: str | Path) -> tuple[Path, Path]:
     return p.with_name(p.name + ".safetensors"), p.with_name(p.name + ".json")
 
 
+def shape_problem(size: int, channels: int, quality: int) -> str | None:
+    """What is wrong with a detector's input shape and normalisation, or None."""
+    if not MIN_SIDE <= size <= MAX_SIZE:
+        return f"input size {size} is not between {MIN_SIDE} and {MAX_SIZE}"
+    if channels not in (1, 3):
+        return f"{channels} channels: a detector reads 1 (gray) or 3 (RGB)"
+    if not 0 <= quality <= 100:
+        return f"normalisation quality {quality} is not 0 (off) or a JPEG quality 1-100"
+    return None
+
+
 def load(path: str | Path) -> Detector:
     """Read a detector; any file that is not one this ganforge can read is a one-line CheckpointError."""
     if Path(path).is_file() and Path(path).suffix not in (".safetensors", ".json"):
@@ -268,7 +280,7 @@ def load(path: str | Path) -> Detector:
     version = meta.get("format_version")
     if version != FORMAT_VERSION:
         newer = isinstance(version, int) and version > FORMAT_VERSION
-        raise CheckpointError(f"{js} is detector format version {version}, this ganforge reads version "
+        raise CheckpointError(f"{js} is detector format version {version!r}, this ganforge reads version "
                               f"{FORMAT_VERSION}: " + ("upgrade ganforge" if newer else
                                                        "retrain it with `ganforge detect-train`"))
     kind = meta.get("kind")
@@ -284,6 +296,9 @@ def load(path: str | Path) -> Detector:
     try:
         det = Detector(kind, int(meta["size"]), int(meta["channels"]), int(meta["normalize_jpeg_quality"]),
                        Calibration.from_dict(meta["calibration"]), info=meta.get("info", {}))
+        problem = shape_problem(det.size, det.channels, det.quality)
+        if problem:
+            raise ValueError(problem)
         if kind in ("spectral", "both"):
             det.spectral = _load_spectral(meta["spectral"], tensors, len(feats.layout(det.size, det.channels)))
             det.spectral_cal = Calibration.from_dict(meta["spectral"]["calibration"])
@@ -371,6 +386,11 @@ def train(real: np.ndarray, fake: np.ndarray, size: int, channels: int, quality:
         if len(arr) < 4:
             raise DataError(f"{len(arr)} {name} images is too few to train and calibrate a detector: give at "
                             "least 4 of each (a few dozen for a useful one)")
+    problem = shape_problem(size, channels, quality)
+    if problem:
+        raise DataError(f"cannot train a detector: {problem}")
+    if not 0 <= opts.augment <= 1:
+        raise DataError(f"augment is the probability of each augmentation, between 0 and 1, got {opts.augment}")
     rng = np.random.default_rng(opts.seed)
     x = np.concatenate([real, fake])
     y = np.concatenate([np.zeros(len(real), np.int64), np.ones(len(fake), np.int64)])

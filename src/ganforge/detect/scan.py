@@ -77,6 +77,9 @@ def build(real: list[str], fake: list[str], fake_from: list[str], size: int | No
     if size is None or channels is None:
         gs, gc = sources.guess_shape(real)
         size, channels = size or gs, channels or gc
+    problem = dmod.shape_problem(size, channels, quality)
+    if problem:  # before reading any image
+        raise DataError(f"cannot train a detector: {problem}: give another --size")
     rng = np.random.default_rng(opts.seed)
 
     def cap(items: list) -> list:

@@ -29,9 +29,17 @@ def check_video_path(path: str | Path) -> Path:
     return path
 
 
+def check_output_file(path: str | Path) -> Path:
+    """An output file's name must not be a folder's (the atomic rename would fail after all the work)."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(f"{path} is a folder; pass a file name for the output")
+    return path
+
+
 def check_image_path(path: str | Path) -> Path:
     """The suffix must be an image format Pillow writes (.png, .jpg, .webp, ...)."""
-    path = Path(path)
+    path = check_output_file(path)
     if path.suffix.lower() not in Image.registered_extensions():
         raise OutputPathError(f"cannot tell the image format of {path} from '{path.suffix}': use .png or .jpg")
     return path
