@@ -333,6 +333,12 @@ def test_edit_a_projected_w(sg, tmp_path):
     np.savez(tmp_path / "nokey.npz", x=np.zeros(3))
     with pytest.raises(StyleGANError, match="holds no 'w' array"):
         load_projected_w(tmp_path / "nokey.npz", sg)
+    np.save(tmp_path / "w.npy", w.numpy())
+    with pytest.raises(StyleGANError, match="w.npy is a single array, not the projected_w.npz"):
+        load_projected_w(tmp_path / "w.npy", sg)
+    np.savez(tmp_path / "nan.npz", w=np.full((1, 6, 16), np.nan, np.float32))
+    with pytest.raises(StyleGANError, match="holds NaN or infinite values"):
+        load_projected_w(tmp_path / "nan.npz", sg)
 
 
 def test_a_file_that_is_not_an_npz_is_one_clear_line(sg, tmp_path):

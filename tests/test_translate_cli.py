@@ -203,6 +203,13 @@ def test_gray_input_to_an_rgb_model_is_converted_with_a_note(tmp_path, capsys):
         assert im.mode == "RGB" and im.size == (10, 10)
 
 
+def test_eval_of_a_translation_run_refuses_the_sampling_options(sr_run, capsys):
+    assert main(["eval", str(sr_run), "--real", "digits", "--metrics", "fid", "--n", "20"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("ganforge eval: error: --metrics, --n, --real: not for an image-to-image run, whose eval reports "
+                   "its task's metrics on its own test split (it takes --seed, --device and --json)")
+
+
 def test_eval_reports_the_task_metrics_stating_what_was_measured(sr_run, capsys):
     assert main(["eval", str(sr_run), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -163,8 +163,14 @@ def eval_translation(a) -> int:
     import json
 
     from ganforge.devices import resolve_device
+    from ganforge.errors import ConfigError
     from ganforge.translate.metrics import evaluate_run, format_result
 
+    ignored = sorted(f"--{name.replace('_', '-')}" for name in getattr(a, "explicit", set())
+                     if name not in ("run", "seed", "device", "json", "command", "func"))
+    if ignored:
+        raise ConfigError(f"{', '.join(ignored)}: not for an image-to-image run, whose eval reports its task's "
+                          "metrics on its own test split (it takes --seed, --device and --json)")
     result = evaluate_run(a.run, device=str(resolve_device(a.device)), seed=a.seed)
     print(json.dumps(result, indent=2) if a.json else format_result(result))
     return 0

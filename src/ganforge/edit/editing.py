@@ -79,7 +79,11 @@ def load_projected_w(path: str | Path, G) -> torch.Tensor:
     if not path.is_file():
         raise StyleGANError(f"{path} not found: pass the projected_w.npz that `ganforge project` wrote")
     try:
-        with np.load(path, allow_pickle=False) as f:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):  # a bare .npy array, not an .npz archive
+            raise StyleGANError(f"{path} is a single array, not the projected_w.npz (with a 'w' array) that "
+                                "`ganforge project` writes")
+        with loaded as f:
             if "w" not in f.files:
                 raise StyleGANError(f"{path} holds no 'w' array (it has {', '.join(f.files) or 'nothing'}): pass "
                                     "the projected_w.npz that `ganforge project` wrote")
@@ -88,6 +92,8 @@ def load_projected_w(path: str | Path, G) -> torch.Tensor:
         raise
     except Exception as e:  # a damaged or foreign file: one line
         raise StyleGANError(f"cannot read {path} as a projected w ({type(e).__name__}: {e})") from e
+    if not np.isfinite(w).all():
+        raise StyleGANError(f"{path} holds NaN or infinite values: project the photo again")
     want = (G.num_ws, G.w_dim)
     ok = w.shape in ((1, *want), want) or (w.ndim in (1, 2) and w.shape[-1] == G.w_dim and w.size == G.w_dim)
     if not ok:

@@ -180,7 +180,8 @@ def evaluate_run(run: str | Path, device: str = "cpu", seed: int = 0) -> dict:
     cfg, task, G = load_translator(run, device)
     train, test = load_pairs(cfg.data, task)
     if len(test) < 2:
-        raise EvalError(f"the test split of {cfg.data.source} has {len(test)} image(s): at least 2 are needed")
+        raise EvalError(f"the test split of {cfg.data.source} has {len(test)} image(s): at least 2 are needed; give "
+                        "the data a test/ sub-folder beside train/, or 20 or more images (every tenth is held out)")
     a, out, target = outputs(G, task, test, seed, device)
     rows = task_metrics(task, a, out, target, test, train)
     base = baseline(task, a, target, train)
