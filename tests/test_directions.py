@@ -142,6 +142,7 @@ def test_labels_csv_with_and_without_header(tmp_path):
     ("0,1\n1,2\n1,3\n3,4\n", "row 3: seed 1 is labelled twice (first in row 2)"),
     ("seed,score\n0,1\nseven,2\n", "row 3: seed 'seven' is not a whole number"),
     ("0,1\n1,2\n", "labels 2 seeds; an SVM needs at least 4"),
+    ("seed,age,age\n0,1,2\n1,2,3\n", "row 1: column age appears more than once"),
 ])
 def test_bad_labels_name_the_row(tmp_path, text, message):
     (tmp_path / "l.csv").write_text(text)

@@ -122,7 +122,7 @@ def test_translate_writes_outputs_grid_and_notes(sr_run, tmp_path, capsys):
     with Image.open(out / "small.png") as im:
         assert im.size == (20, 24) and im.mode == "L"  # x4, any size
     assert sorted(p.name for p in out.iterdir()) == ["colour.png", "comparison.png", "small.png"]  # no temp files
-    assert "translated 2 image(s)" in captured.out
+    assert f"translated 2 image(s) into {out} (1 input(s) skipped)" in captured.out
     assert "colour.png: colour input converted to gray for this superres x4" in captured.err
     assert "skipped 1 file(s) that are not images: readme.txt" in captured.err
     assert "skipped broken.png: not a readable image (cannot identify image file)" in captured.err

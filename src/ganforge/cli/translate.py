@@ -139,7 +139,8 @@ def cmd_translate(a) -> int:
                                                 progress=not a.quiet, grid=not a.no_grid)
     for note in notes:
         print(f"ganforge translate: note: {note}", file=sys.stderr)
-    print(f"translated {len(written)} image(s) into {a.out}")
+    skipped = sum(note.startswith("skipped ") for note in notes)
+    print(f"translated {len(written)} image(s) into {a.out}" + (f" ({skipped} input(s) skipped)" if skipped else ""))
     if grid_path is not None:
         print(f"  comparison grid: {grid_path}")
     return 0

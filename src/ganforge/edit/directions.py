@@ -297,6 +297,10 @@ def read_labels(path: str | Path) -> tuple[list[int], dict[str, np.ndarray]]:
         rows = rows[1:]
         if len(header) < 2:
             raise ConfigError(f"{path} row 1: a header needs a seed column and at least one score column")
+        repeated = sorted({h for h in header[1:] if header[1:].count(h) > 1})
+        if repeated:
+            raise ConfigError(f"{path} row 1: column {', '.join(repeated)} appears more than once: give each score "
+                              "column its own name")
     ncols = len(header) if header else len(first)
     if ncols < 2:
         raise ConfigError(f"{path} row {rows[0][0]}: expected seed,score, got '{','.join(first)}'")

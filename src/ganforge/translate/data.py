@@ -333,13 +333,13 @@ def load_paired_folder(path: Path, cfg: DataConfig) -> tuple[Pairs, Pairs]:
     return whole.subset(sorted(set(range(len(whole))) - set(test))), whole.subset(test)
 
 
-def _decode(path: Path, channels: int | None, skipped: list[str]):
+def _decode(path: Path, channels: int | None, skipped: list[str], label: str | None = None):
     from ganforge.data.images import decode, describe_error
 
     try:
         return decode(str(path), channels)[0]
     except Exception as e:  # an unreadable file is skipped with its reason, as load_dataset does
-        skipped.append(f"{path.name} ({describe_error(e)})")
+        skipped.append(f"{label or path.name} ({describe_error(e)})")
         return None
 
 
@@ -360,7 +360,8 @@ def _paired(path: Path, cfg: DataConfig) -> Pairs:
             raise DataError(f"{path}: {len(listed)} file(s) without a partner of the same name in the other folder: "
                             f"{', '.join(listed[:MAX_LISTED])}{more}; rename or remove them")
         for name in sorted(fa):
-            ia, ib = _decode(fa[name], channels, skipped), _decode(fb[name], channels, skipped)
+            ia = _decode(fa[name], channels, skipped, f"A/{fa[name].name}")
+            ib = _decode(fb[name], channels, skipped, f"B/{fb[name].name}")
             if ia is None or ib is None:
                 continue
             if ia.size != ib.size:

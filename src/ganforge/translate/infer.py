@@ -120,6 +120,9 @@ def image_files(inputs: list[str]) -> tuple[list[Path], list[str]]:
             others = [f.name for f in found if f.suffix.lower() not in IMAGE_EXTENSIONS]
             if others:
                 notes.append(f"{p}: skipped {len(others)} file(s) that are not images: {', '.join(others[:8])}")
+        elif p.is_file() and p.suffix.lower() == ".zip":
+            notes.append(f"skipped {p.name}: translate reads image files and folders, not .zip archives: unzip it "
+                         "first")
         elif p.is_file():
             files.append(p)
         else:
