@@ -229,6 +229,8 @@ def test_svm_on_a_built_in_attribute_and_a_callable(cdc):
     assert dirs.names == ["bright"] and calls == [(120, 1, 28, 28)]
     with pytest.raises(ConfigError, match=r"returned scores of shape \[3, 2\] for 3 images"):
         attributes.call_scores(lambda im: np.zeros((3, 2)), torch.zeros(3, 1, 8, 8), "f")
+    with pytest.raises(ConfigError, match=r"^--classifier m:f raised ZeroDivisionError: division by zero \(run it"):
+        attributes.call_scores(lambda im: 1 / 0, torch.zeros(3, 1, 8, 8), "--classifier m:f")
 
 
 def test_folder_classifier_scores_its_positive_label(tmp_path):

@@ -154,7 +154,12 @@ def load_callable(spec: str) -> Callable:
 
 def call_scores(fn: Callable, images: torch.Tensor, what: str) -> np.ndarray:
     """``fn(images)`` as ``[B]`` float64, checked: one finite score per image."""
-    out = fn(images)
+    try:
+        out = fn(images)
+    except Exception as e:  # the user's code: one line that says whose error it is
+        first = str(e).splitlines()[0] if str(e) else ""
+        raise ConfigError(f"{what} raised {type(e).__name__}" + (f": {first}" if first else "") +
+                          " (run it on a [B, C, H, W] batch in [-1, 1] to debug it)") from e
     if isinstance(out, torch.Tensor):
         out = out.detach().float().cpu().numpy()
     out = np.asarray(out, dtype=np.float64)
