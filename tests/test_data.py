@@ -293,3 +293,15 @@ def test_default_cache_dir(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path / "c"
     monkeypatch.delenv("GANFORGE_CACHE")
     assert default_cache_dir() == Path.home() / ".cache" / "ganforge"
+
+
+def test_float_and_wide_integer_gray_images_keep_their_range(tmp_path):
+    from ganforge.data.images import decode
+
+    ramp = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
+    PIL.Image.fromarray(ramp, "F").save(tmp_path / "unit.tif")  # a float image in [0, 1], as science tools save
+    PIL.Image.fromarray((ramp * 1000).astype(np.int32), "I").save(tmp_path / "wide.tif")
+    for name in ("unit.tif", "wide.tif"):
+        img, gray = decode(str(tmp_path / name), None)
+        arr = np.asarray(img)
+        assert gray and img.mode == "L" and arr.min() == 0 and arr.max() == 255, name

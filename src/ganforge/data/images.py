@@ -22,9 +22,11 @@ def is_gray_mode(img: Image.Image) -> bool:
 
 def _to_8bit_gray(img: Image.Image) -> Image.Image:
     """Map 16/32-bit integer and float gray images onto 0..255 (PIL's own convert clips them)."""
-    arr = np.asarray(img, dtype=np.float64)
+    arr = np.nan_to_num(np.asarray(img, dtype=np.float64))
     if img.mode.startswith("I;16"):
         arr = arr / 257.0
+    elif img.mode == "F" and arr.size and arr.min() >= 0 and arr.max() <= 1:  # float images in [0, 1]
+        arr = arr * 255.0
     elif arr.size and arr.max() > 255:
         arr = arr * (255.0 / arr.max())
     return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
