@@ -53,8 +53,8 @@ def score(det, real: np.ndarray, fake: np.ndarray) -> dict:
 
 
 def train(kind, real, fake, size, channels, a):
-    opts = detector.TrainOptions(kind=kind, cnn_steps=a.cnn_steps, seed=0, spectral_mode=a.spectral_mode,
-                                 augment=a.augment)
+    opts = detector.TrainOptions(kind=kind, cnn_steps=a.cnn_steps, cnn_width=a.cnn_width, seed=0,
+                                 spectral_mode=a.spectral_mode, augment=a.augment)
     return detector.train(real, fake, size, channels, a.quality, opts)
 
 
@@ -112,6 +112,7 @@ def photos(a) -> None:
     from ganforge.config import DataConfig
     from ganforge.data import load_dataset
     from ganforge.generate.sampling import sample
+    from ganforge.storage.atomic import atomic_write_with
     from ganforge.storage.images import to_uint8
     from ganforge.train.run import Run
     from ganforge.train.trainer import Trainer
@@ -124,15 +125,22 @@ def photos(a) -> None:
     fakes_tr, fakes_te = [], []
     for family in a.photo_families.split(","):
         steps = a.photo_steps // 2 if family == "stylegan2" else a.photo_steps
-        cfg = family_config(family, steps, 0)
-        cfg.data = DataConfig(source="photos", resolution=res, channels=3, labels=family == "cdcgan", cache=False)
-        t = time.perf_counter()
-        tr = Trainer(cfg, load_dataset(cfg.data))
-        Run(tr, Path(a.out) / "photo-runs" / family, progress=False).train()
-        G = tr.G_ema.eval()
-        f_tr = decoded_rgb(to_uint8(sample(G, len(real_tr) // 2, seed=1)).transpose(0, 3, 1, 2), res)
-        f_te = decoded_rgb(to_uint8(sample(G, len(real_te) // 2, seed=10 ** 6)).transpose(0, 3, 1, 2), res)
-        emit(domain="photos", test=f"{family} trained {steps} steps", train_s=round(time.perf_counter() - t))
+        kept = Path(a.out) / "photo-fakes" / f"{family}-{steps}.npz"  # a rerun (other detector options) reuses them
+        if kept.exists():
+            with np.load(kept) as f:
+                f_tr, f_te = f["train"], f["test"]
+        else:
+            cfg = family_config(family, steps, 0)
+            cfg.data = DataConfig(source="photos", resolution=res, channels=3, labels=family == "cdcgan",
+                                  cache=False)
+            t = time.perf_counter()
+            tr = Trainer(cfg, load_dataset(cfg.data))
+            Run(tr, Path(a.out) / "photo-runs" / family, progress=False).train()
+            G = tr.G_ema.eval()
+            f_tr = decoded_rgb(to_uint8(sample(G, len(real_tr) // 2, seed=1)).transpose(0, 3, 1, 2), res)
+            f_te = decoded_rgb(to_uint8(sample(G, len(real_te) // 2, seed=10 ** 6)).transpose(0, 3, 1, 2), res)
+            atomic_write_with(kept, lambda f, a=f_tr, b=f_te: np.savez_compressed(f, train=a, test=b))
+            emit(domain="photos", test=f"{family} trained {steps} steps", train_s=round(time.perf_counter() - t))
         fakes_tr.append(f_tr)
         fakes_te.append((family, f_te))
     all_tr = np.concatenate(fakes_tr)
@@ -180,6 +188,7 @@ def main() -> None:
     p.add_argument("--kinds", default="spectral,cnn")
     p.add_argument("--lofo-kinds", default="spectral", help="kinds run leave-one-family-out (each trains 5 times)")
     p.add_argument("--cnn-steps", type=int, default=300)
+    p.add_argument("--cnn-width", type=int, default=detector.CNN_WIDTH)
     p.add_argument("--spectral-mode", default="linear", choices=detector.SPECTRAL_MODES,
                    help="the spectral model's mode (ganforge detect-train --spectral-mode)")
     p.add_argument("--quality", type=int, default=detector.DEFAULT_QUALITY,
