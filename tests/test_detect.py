@@ -395,3 +395,16 @@ def test_a_file_that_is_no_detector_is_named_as_such(tmp_path):
                             "`ganforge detect-train`")
     with pytest.raises(CheckpointError, match=r"^no detector at .*missing: make one with `ganforge detect-train`$"):
         load(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("size", [9, 27])
+def test_odd_sizes_train_save_and_load(tmp_path, size):
+    """No 2x/4x grid frequency exists at an odd size: the spectral features simply have no peak group."""
+    from ganforge.detect import detector, features
+
+    assert features._peaks(size) == []
+    real, fake = tiny_sets(24, size=size)
+    det = detector.train(real, fake, size, 1, 0, detector.TrainOptions(kind="both", augment=0.0, cnn_steps=5))
+    det.save(tmp_path / "odd")
+    back = detector.load(tmp_path / "odd")
+    assert back.size == size and np.allclose(back.logits(real[:4]), det.logits(real[:4]))

@@ -53,11 +53,17 @@ def test_detect_prints_p_fake_verdict_and_evidence(spectral, sets, capsys):
     ("--report", "is a folder; pass a file name for the output"),
     ("--heatmap", "is a file; pass a folder for the output images"),
     ("--reliability", "is a folder; pass a file name for the output"),
+    ("--report-below-a-file", "is a file, so"),
+    ("--heatmap-below-a-file", "is a file, so"),
 ])
 def test_detect_outputs_are_checked_before_any_scoring(spectral, sets, tmp_path, capsys, option, message):
     real, fake, test_real, _ = sets
     target = tmp_path / ("file.txt" if option == "--heatmap" else "folder")
     target.write_text("x") if option == "--heatmap" else target.mkdir()
+    if option.endswith("-below-a-file"):
+        option = option.removesuffix("-below-a-file")
+        (tmp_path / "afile").write_text("x")
+        target = tmp_path / "afile" / "sub" / "out.html"
     args = ["--real", str(test_real), "--fake", str(fake)] if option == "--reliability" else [str(test_real)]
     assert main(["detect", *args, "--detector", str(spectral), option, str(target)]) == 2
     cap = capsys.readouterr()

@@ -152,7 +152,9 @@ def extract(x: np.ndarray) -> np.ndarray:
     dct = block_dct(res)
     rp = power(res)
     med = np.median(rp.reshape(n, -1), axis=1, keepdims=True)
-    peaks = np.stack([rp[:, ky % size, kx % size] for ky, kx, _ in _peaks(size)], axis=1) - med
+    grid = _peaks(size)  # none at odd sizes, where no 2x or 4x up-sampling grid fits
+    peaks = (np.stack([rp[:, ky % size, kx % size] for ky, kx, _ in grid], axis=1) - med if grid
+             else np.zeros((n, 0)))
     u8 = x if c == 1 else np.rint(g * 255.0)
     black = (u8 == 0).reshape(n, -1).mean(axis=1)
     white = (u8 == 255).reshape(n, -1).mean(axis=1)

@@ -29,11 +29,21 @@ def check_video_path(path: str | Path) -> Path:
     return path
 
 
+def _check_parents(path: Path) -> None:
+    """The nearest existing folder above ``path`` must be a folder, not a file (mkdir would fail late)."""
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputPathError(f"{parent} is a file, so {path} cannot be made: choose another path")
+            return
+
+
 def check_output_file(path: str | Path) -> Path:
-    """An output file's name must not be a folder's (the atomic rename would fail after all the work)."""
+    """An output file's name must not be a folder's, nor lie below a file (it would fail after all the work)."""
     path = Path(path)
     if path.is_dir():
         raise OutputPathError(f"{path} is a folder; pass a file name for the output")
+    _check_parents(path)
     return path
 
 
@@ -49,6 +59,7 @@ def check_output_dir(path: str | Path) -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise OutputPathError(f"{path} is a file; pass a folder for the output images")
+    _check_parents(path)
     return path
 
 
