@@ -143,6 +143,7 @@ def test_labels_csv_with_and_without_header(tmp_path):
     ("seed,score\n0,1\nseven,2\n", "row 3: seed 'seven' is not a whole number"),
     ("0,1\n1,2\n", "labels 2 seeds; an SVM needs at least 4"),
     ("seed,age,age\n0,1,2\n1,2,3\n", "row 1: column age appears more than once"),
+    ("\n\nseed,age,\n0,1,2\n1,2,3\n", "row 3: score column 3 has no name"),
 ])
 def test_bad_labels_name_the_row(tmp_path, text, message):
     (tmp_path / "l.csv").write_text(text)
@@ -231,6 +232,9 @@ def test_svm_on_a_built_in_attribute_and_a_callable(cdc):
         attributes.call_scores(lambda im: np.zeros((3, 2)), torch.zeros(3, 1, 8, 8), "f")
     with pytest.raises(ConfigError, match=r"^--classifier m:f raised ZeroDivisionError: division by zero \(run it"):
         attributes.call_scores(lambda im: 1 / 0, torch.zeros(3, 1, 8, 8), "--classifier m:f")
+    inner = lambda im: attributes.call_scores(lambda x: np.zeros((3, 2)), im, "--classifier m:g")
+    with pytest.raises(ConfigError, match=r"^--classifier m:g returned scores of shape"):  # wrapped once only
+        attributes.call_scores(inner, torch.zeros(3, 1, 8, 8), "g")
 
 
 def test_folder_classifier_scores_its_positive_label(tmp_path):
@@ -283,6 +287,8 @@ def test_edit_latent_moves_only_the_chosen_layers():
 @pytest.mark.parametrize("data,message", [
     ("seed,\xe2ge\n0,1\n".encode("latin-1"), "is not UTF-8 text (byte 5): save it as a UTF-8 CSV"),
     (b"0,1\x00\x01\n", "is not a text file (it holds NUL bytes)"),
+    ("seed,score\n0,1\n".encode("utf-16"), "is UTF-16 text: save it as a UTF-8 CSV"),
+    (b"\xef\xbb\xbfseed,\xe2ge\n0,1\n", "is not UTF-8 text (byte 8)"),
 ])
 def test_labels_that_are_not_utf8_text_are_one_line(tmp_path, data, message):
     (tmp_path / "l.csv").write_bytes(data)
@@ -298,8 +304,11 @@ def test_strength_syntax():
         with pytest.raises(GenerateError, match="strength must be START:STOP:COUNT"):
             parse_strengths(bad)
     assert len(parse_strengths("-3:3:256")) == 256
-    with pytest.raises(GenerateError, match="asks for 1000000 frames: at most 256 per strip"):
-        parse_strengths("1:2:1000000")
+    for count in (1000000, 10 ** 13):  # refused before any array of that length is made
+        with pytest.raises(GenerateError, match=f"asks for {count} frames: at most 256 per strip"):
+            parse_strengths(f"1:2:{count}")
+    with pytest.raises(GenerateError, match="strength lists 300 values: at most 256 frames per strip"):
+        parse_strengths(",".join(["1"] * 300))
 
 
 def test_render_strip_png_and_gif(sg, cdc, tmp_path):

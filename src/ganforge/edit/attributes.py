@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ganforge.errors import ConfigError, DataError
+from ganforge.errors import ConfigError, DataError, GanforgeError
 
 PIXEL_ATTRIBUTES = ("thickness", "slant", "width")
 ATTRIBUTE_HELP = "thickness, slant, width or class:K (the digit network's probability of digit K, K in 0..9)"
@@ -156,6 +156,8 @@ def call_scores(fn: Callable, images: torch.Tensor, what: str) -> np.ndarray:
     """``fn(images)`` as ``[B]`` float64, checked: one finite score per image."""
     try:
         out = fn(images)
+    except GanforgeError:  # already one line (e.g. a scorer wrapped by scorer())
+        raise
     except Exception as e:  # the user's code: one line that says whose error it is
         first = str(e).splitlines()[0] if str(e) else ""
         raise ConfigError(f"{what} raised {type(e).__name__}" + (f": {first}" if first else "") +

@@ -279,28 +279,34 @@ def read_labels(path: str | Path) -> tuple[list[int], dict[str, np.ndarray]]:
     if not path.is_file():
         raise ConfigError(f"labels file {path} not found: pass a CSV of seed,score rows")
     data = path.read_bytes()
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):  # Excel's "Unicode text", PowerShell's default
+        raise ConfigError(f"{path} is UTF-16 text: save it as a UTF-8 CSV of seed,score rows")
     if b"\0" in data:
         raise ConfigError(f"{path} is not a text file (it holds NUL bytes): pass a CSV of seed,score rows")
+    bom = 3 if data.startswith(b"\xef\xbb\xbf") else 0
     try:
-        text = data.decode("utf-8-sig")
+        text = data[bom:].decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ConfigError(f"{path} is not UTF-8 text (byte {e.start}): save it as a UTF-8 CSV of seed,score "
-                          "rows") from e
+        raise ConfigError(f"{path} is not UTF-8 text (byte {bom + e.start}): save it as a UTF-8 CSV of "
+                          "seed,score rows") from e
     rows = [(i, r) for i, r in enumerate(csv.reader(io.StringIO(text, newline="")), start=1)
             if r and any(v.strip() for v in r)]
     if not rows:
         raise ConfigError(f"{path} holds no rows: write one seed,score row per labelled image")
-    first = rows[0][1]
+    head_line, first = rows[0]
     header = None
     if not first[0].strip().lstrip("-").isdigit():
         header = [v.strip() for v in first]
         rows = rows[1:]
         if len(header) < 2:
-            raise ConfigError(f"{path} row 1: a header needs a seed column and at least one score column")
+            raise ConfigError(f"{path} row {head_line}: a header needs a seed column and at least one score column")
+        if not all(header[1:]):
+            raise ConfigError(f"{path} row {head_line}: score column {header[1:].index('') + 2} has no name: "
+                              "name every column of the header")
         repeated = sorted({h for h in header[1:] if header[1:].count(h) > 1})
         if repeated:
-            raise ConfigError(f"{path} row 1: column {', '.join(repeated)} appears more than once: give each score "
-                              "column its own name")
+            raise ConfigError(f"{path} row {head_line}: column {', '.join(repeated)} appears more than once: give "
+                              "each score column its own name")
     ncols = len(header) if header else len(first)
     if ncols < 2:
         raise ConfigError(f"{path} row {rows[0][0]}: expected seed,score, got '{','.join(first)}'")

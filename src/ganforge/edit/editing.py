@@ -44,16 +44,19 @@ def parse_strengths(text: str) -> list[float]:
             lo, hi, count = float(parts[0]), float(parts[1]), int(parts[2])
             if count < 1:
                 raise ValueError
-            values = np.linspace(lo, hi, count).tolist()
+            # checked before linspace, which would allocate them all (and outside the ValueError net below)
+            values = None if count > MAX_STRENGTHS else np.linspace(lo, hi, count).tolist()
         else:
             values = [float(v) for v in text.split(",")]
     except ValueError:
         raise GenerateError(f"strength must be {STRENGTH_HELP}, got '{text}'") from None
+    if values is None:
+        raise GenerateError(f"strength '{text}' asks for {count} frames: at most {MAX_STRENGTHS} per strip, give "
+                            "a smaller COUNT")
     if not values or not all(np.isfinite(values)):
         raise GenerateError(f"strength must be {STRENGTH_HELP}, got '{text}'")
     if len(values) > MAX_STRENGTHS:
-        raise GenerateError(f"strength '{text}' asks for {len(values)} frames: at most {MAX_STRENGTHS} per strip, "
-                            "give a smaller COUNT")
+        raise GenerateError(f"strength lists {len(values)} values: at most {MAX_STRENGTHS} frames per strip")
     return [round(v, 10) for v in values]
 
 
