@@ -293,3 +293,17 @@ def test_sr_metrics_state_the_channel_border_and_data():
     smooth = np.tile(np.linspace(0, 1, 16), (1, 16, 1))
     noisy = smooth + np.random.default_rng(0).normal(0, 0.1, smooth.shape)
     assert hf_ratio(smooth, noisy) < 0.1 < hf_ratio(noisy, noisy) == 1.0
+
+
+def test_output_names_differ_in_more_than_case(tmp_path):
+    """On case-insensitive file systems X.png and x.png are one file: names must differ case-folded."""
+    from ganforge.translate.infer import output_names
+
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    files = [tmp_path / "one" / "X.PNG", tmp_path / "two" / "x.png"]
+    for f in files:
+        f.write_bytes(b"")
+    names = [p.name for p in output_names(files, tmp_path / "one", {"comparison.png"}).values()]
+    assert names == ["X-png.png", "x-2.png"]  # one/X.png would be the input X.PNG there
+    assert len({n.casefold() for n in names}) == 2

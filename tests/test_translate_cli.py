@@ -149,7 +149,8 @@ def test_translate_never_overwrites_an_input_or_another_output(sr_run, tmp_path,
     _png(one / "comparison.png", rng.integers(0, 255, (4, 4), dtype=np.uint8))
     _png(two / "x.png", rng.integers(0, 255, (8, 8), dtype=np.uint8))
     before = (one / "x.png").read_bytes()
-    assert main(["translate", str(sr_run), str(one), str(two), "--out", str(one), "--quiet"]) == 0
+    assert main(["translate", str(sr_run), str(one), str(two), str(one / "x.png"), "--out", str(one),
+                 "--quiet"]) == 0  # one/x.png also named on its own: translated once
     assert "translated 4 image(s)" in capsys.readouterr().out
     assert (one / "x.png").read_bytes() == before  # the input folder is the output folder: inputs stay
     names = sorted(p.name for p in one.iterdir())

@@ -127,21 +127,25 @@ def image_files(inputs: list[str]) -> tuple[list[Path], list[str]]:
             files.append(p)
         else:
             raise DataError(f"{item}: no such file or folder")
-    return files, notes
+    unique: dict[Path, Path] = {}
+    for f in files:  # a file named twice (or as itself and inside its folder) is translated once
+        unique.setdefault(f.resolve(), f)
+    return list(unique.values()), notes
 
 
 def output_names(files: list[Path], out: Path, reserved: set[str]) -> dict[Path, Path]:
     """``out/STEM.png`` for each input, made unique (``STEM-EXT``, then ``STEM-2``...) where stems repeat, and
     never an input's own path: translating into the input folder must not overwrite the user's images."""
-    inputs = {f.resolve() for f in files}
-    taken = set(reserved)
+    # names compared case-folded: on macOS and Windows X.png and x.png are one file
+    inputs = {str(f.resolve()).casefold() for f in files}
+    taken = {n.casefold() for n in reserved}
     dests = {}
     for f in files:
         for name in (f"{f.stem}.png", f"{f.stem}-{f.suffix.lstrip('.').lower()}.png",
                      *(f"{f.stem}-{k}.png" for k in range(2, 2 * len(files) + 3))):
-            if name not in taken and (out / name).resolve() not in inputs:
+            if name.casefold() not in taken and str((out / name).resolve()).casefold() not in inputs:
                 break
-        taken.add(name)
+        taken.add(name.casefold())
         dests[f] = out / name
     return dests
 
@@ -228,9 +232,9 @@ def translate_files(run: str | Path, inputs: list[str], out: Path, from_target: 
     if not files:
         raise DataError(f"no images among {', '.join(inputs)}: pass image files ({', '.join(IMAGE_EXTENSIONS)}) or "
                         "folders of them")
-    inputs = {f.resolve() for f in files}
+    inputs = {str(f.resolve()).casefold() for f in files}
     grid_name = next(n for n in ("comparison.png", *(f"comparison-{k}.png" for k in range(2, len(files) + 3)))
-                     if (out / n).resolve() not in inputs)
+                     if str((out / n).resolve()).casefold() not in inputs)
     dests = output_names(files, out, reserved={grid_name} if grid else set())
     gen = torch.Generator().manual_seed(seed)
     scale = int(getattr(G, "upsample", 1))
