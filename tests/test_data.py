@@ -301,7 +301,11 @@ def test_float_and_wide_integer_gray_images_keep_their_range(tmp_path):
     ramp = np.linspace(0, 1, 64, dtype=np.float32).reshape(8, 8)
     PIL.Image.fromarray(ramp, "F").save(tmp_path / "unit.tif")  # a float image in [0, 1], as science tools save
     PIL.Image.fromarray((ramp * 1000).astype(np.int32), "I").save(tmp_path / "wide.tif")
-    for name in ("unit.tif", "wide.tif"):
+    PIL.Image.fromarray(ramp * 2 - 1, "F").save(tmp_path / "signed.tif")  # [-1, 1]
+    with_inf = ramp.copy()
+    with_inf[0, 1] = np.inf
+    PIL.Image.fromarray(with_inf, "F").save(tmp_path / "inf.tif")
+    for name in ("unit.tif", "wide.tif", "signed.tif", "inf.tif"):
         img, gray = decode(str(tmp_path / name), None)
         arr = np.asarray(img)
         assert gray and img.mode == "L" and arr.min() == 0 and arr.max() == 255, name

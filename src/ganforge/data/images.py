@@ -22,11 +22,16 @@ def is_gray_mode(img: Image.Image) -> bool:
 
 def _to_8bit_gray(img: Image.Image) -> Image.Image:
     """Map 16/32-bit integer and float gray images onto 0..255 (PIL's own convert clips them)."""
-    arr = np.nan_to_num(np.asarray(img, dtype=np.float64))
+    arr = np.asarray(img, dtype=np.float64)
+    finite = np.isfinite(arr)
+    lo, hi = (arr[finite].min(), arr[finite].max()) if finite.any() else (0.0, 0.0)
+    arr = np.where(finite, arr, lo)  # NaN and inf pixels: the darkest value
     if img.mode.startswith("I;16"):
         arr = arr / 257.0
-    elif img.mode == "F" and arr.size and arr.min() >= 0 and arr.max() <= 1:  # float images in [0, 1]
+    elif img.mode == "F" and lo >= 0 and hi <= 1:  # float images in [0, 1]
         arr = arr * 255.0
+    elif img.mode == "F" and (lo < 0 or hi > 255):  # any other range (e.g. [-1, 1]): stretched to 0..255
+        arr = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
     elif arr.size and arr.max() > 255:
         arr = arr * (255.0 / arr.max())
     return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
