@@ -94,7 +94,7 @@ def test_class_conditional_training(tiny_cfg, digits):
     ("r1_gamma", -2.0, "r1_gamma must not be negative"), ("loss", "bce", "unknown loss 'bce'"),
     ("precision", "fp8", "precision must be auto, fp32 or bf16"),
     ("batch_size", 0, "batch_size must be a positive whole number"),
-    ("batch_size", 100000, "batch size 100000 is more than 4096, beyond what a GAN step can hold")])
+    ("batch_size", 100000, "batch size 100000 is more than 4096 per process, beyond what a GAN step")])
 def test_bad_settings_are_config_errors(tiny_cfg, digits, field, value, message):
     setattr(tiny_cfg.train, field, value)
     with pytest.raises(ConfigError, match=message):
@@ -168,3 +168,12 @@ def test_multi_tensor_optimizers_give_the_per_parameter_loop_s_weights(tiny_cfg,
         slow.step()
     for a, b in zip([*fast.G.parameters(), *fast.D.parameters()], [*slow.G.parameters(), *slow.D.parameters()]):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_the_batch_bound_is_per_process():
+    from ganforge.config import TrainConfig
+    from ganforge.train.trainer import validate
+
+    validate(TrainConfig(batch_size=8192), world_size=8)  # 1,024 per process: fine
+    with pytest.raises(ConfigError, match=r"batch size 65536 \(8192 per process\) is more than 4096 per process"):
+        validate(TrainConfig(batch_size=65536), world_size=8)

@@ -52,7 +52,7 @@ def complete_config(cfg: RunConfig, data: ImageDataset) -> RunConfig:
     return cfg
 
 
-MAX_BATCH = 4096  # a sanity bound (large-batch GANs such as BigGAN used 2,048): past it, a typo's OOM kill
+MAX_BATCH = 4096  # per process, a sanity bound (BigGAN's whole batch was 2,048): past it, a typo's OOM kill
 
 
 def validate(t, world_size: int = 1) -> None:
@@ -83,9 +83,10 @@ def validate(t, world_size: int = 1) -> None:
     for name in ("g_momentum", "d_momentum"):
         if not 0 <= getattr(t, name) < 1:
             raise ConfigError(f"{name} must lie in [0, 1), got {getattr(t, name)}")
-    if t.batch_size > MAX_BATCH:
-        raise ConfigError(f"batch size {t.batch_size} is more than {MAX_BATCH}, beyond what a GAN step can hold in "
-                          "memory here: give a smaller --batch-size (or growth batch)")
+    if t.batch_size // max(world_size, 1) > MAX_BATCH:  # what one process holds
+        per = "" if world_size == 1 else f" ({t.batch_size // world_size} per process)"
+        raise ConfigError(f"batch size {t.batch_size}{per} is more than {MAX_BATCH} per process, beyond what a "
+                          "GAN step can hold in memory: give a smaller --batch-size (or growth batch)")
     if t.batch_size % world_size:
         raise ConfigError(f"batch size {t.batch_size} does not split over {world_size} processes")
 
