@@ -53,8 +53,8 @@ def score(det, real: np.ndarray, fake: np.ndarray) -> dict:
 
 
 def train(kind, real, fake, size, channels, a):
-    opts = detector.TrainOptions(kind=kind, cnn_steps=a.cnn_steps, cnn_width=a.cnn_width, seed=0,
-                                 spectral_mode=a.spectral_mode, augment=a.augment)
+    opts = detector.TrainOptions(kind=kind, cnn_steps=a.cnn_steps, cnn_width=a.cnn_width, cnn_input=a.cnn_input,
+                                 seed=0, spectral_mode=a.spectral_mode, augment=a.augment)
     return detector.train(real, fake, size, channels, a.quality, opts)
 
 
@@ -189,6 +189,7 @@ def main() -> None:
     p.add_argument("--lofo-kinds", default="spectral", help="kinds run leave-one-family-out (each trains 5 times)")
     p.add_argument("--cnn-steps", type=int, default=300)
     p.add_argument("--cnn-width", type=int, default=detector.CNN_WIDTH)
+    p.add_argument("--cnn-input", default="image+npr", choices=["image+npr", "npr"])
     p.add_argument("--spectral-mode", default="linear", choices=detector.SPECTRAL_MODES,
                    help="the spectral model's mode (ganforge detect-train --spectral-mode)")
     p.add_argument("--quality", type=int, default=detector.DEFAULT_QUALITY,

@@ -408,3 +408,22 @@ def test_odd_sizes_train_save_and_load(tmp_path, size):
     det.save(tmp_path / "odd")
     back = detector.load(tmp_path / "odd")
     assert back.size == size and np.allclose(back.logits(real[:4]), det.logits(real[:4]))
+
+
+def test_an_npr_only_cnn_ignores_flat_brightness_and_round_trips(tmp_path):
+    """The residual x - up(down(x)) of x + c equals that of x: a residual-only CNN cannot use brightness."""
+    from ganforge.detect import detector
+    from ganforge.errors import DataError
+
+    real, fake = tiny_sets(24)
+    opts = detector.TrainOptions(kind="cnn", augment=0.0, cnn_steps=10, cnn_input="npr")
+    det = detector.train(real, fake, 16, 1, 0, opts)
+    det.save(tmp_path / "npr")
+    back = detector.load(tmp_path / "npr")
+    assert back.net.inputs == "npr" and back.net.stem[0].in_channels == 1
+    x = np.clip(real[:6].astype(int) // 2 + 40, 0, 255).astype(np.uint8)  # mid-range: no clipping below
+    assert np.allclose(back.logits(x), back.logits(x + 30), atol=1e-4)
+    both = detector.train(real, fake, 16, 1, 0, detector.TrainOptions(kind="cnn", augment=0.0, cnn_steps=10))
+    assert both.net.stem[0].in_channels == 2 and not np.allclose(both.logits(x), both.logits(x + 30), atol=1e-4)
+    with pytest.raises(DataError, match="unknown CNN input 'rgb': choose one of image\\+npr, npr"):
+        detector.train(real, fake, 16, 1, 0, detector.TrainOptions(kind="cnn", cnn_input="rgb"))

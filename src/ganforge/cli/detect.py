@@ -73,6 +73,10 @@ def add_parser(sub) -> None:
     t.add_argument("--cnn-steps", type=positive, default=400, help="CNN training steps")
     t.add_argument("--cnn-width", type=positive, default=8, help="CNN channels in its first stage (then x2, x4); "
                    "wider sees more but trains and scores slower")
+    t.add_argument("--cnn-input", choices=["image+npr", "npr"], default="image+npr",
+                   help="what the CNN sees: the image beside its up-sampling (NPR) residual, or the residual "
+                        "alone, which cannot learn a generator's colours or content and so tends to carry over "
+                        "better to generators it never saw")
     t.add_argument("--seed", type=int, default=0, help="split, augmentation and latent seed")
     add_device(t)
     t.set_defaults(func=cmd_train)
@@ -96,7 +100,7 @@ def cmd_train(a) -> int:
     if not 0 <= a.normalize_quality <= 100:
         raise ConfigError(f"--normalize-quality must be 0 (off) or a JPEG quality 1-100, got {a.normalize_quality}")
     opts = TrainOptions(kind=a.kind, holdout=a.holdout, augment=a.augment, cnn_steps=a.cnn_steps, seed=a.seed,
-                        cnn_width=a.cnn_width, spectral_mode=a.spectral_mode, progress=True)
+                        cnn_width=a.cnn_width, cnn_input=a.cnn_input, spectral_mode=a.spectral_mode, progress=True)
     det = build(a.real, a.fake or [], a.fake_from or [], a.size, a.channels, a.normalize_quality, opts, n_per_run=a.n,
                 max_images=a.max_images, device=a.device, on_skip=_skipper("detect-train"))
     st, js = det.save(a.out)

@@ -35,12 +35,22 @@ class Block(nn.Module):
         return F.relu(y + (x if self.skip is None else self.skip(x)))
 
 
-class DetectorNet(nn.Module):
-    """Residual net -> one logit (fake > 0). ``width`` is the first stage's channels (then x2, x4)."""
+INPUTS = ("image+npr", "npr")
 
-    def __init__(self, channels: int, width: int = 8):
+
+class DetectorNet(nn.Module):
+    """Residual net -> one logit (fake > 0). ``width`` is the first stage's channels (then x2, x4); ``inputs``
+    is what it sees: the image beside its NPR residual, or the residual alone (as the NPR paper: it cannot
+    learn a generator's colours or content, only its up-sampling traces, which carries over to other
+    generators better)."""
+
+    def __init__(self, channels: int, width: int = 8, inputs: str = "image+npr"):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(2 * channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
+        if inputs not in INPUTS:
+            raise ValueError(f"unknown CNN input {inputs!r}: choose one of {', '.join(INPUTS)}")
+        self.inputs = inputs
+        cin = channels * (2 if inputs == "image+npr" else 1)
+        self.stem = nn.Sequential(nn.Conv2d(cin, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
                                   nn.ReLU())
         # the stem sees every pixel (the NPR residual lives at single-pixel scale); the blocks then halve twice
         self.blocks = nn.Sequential(Block(width, 2 * width, 2), Block(2 * width, 4 * width, 2))
@@ -48,7 +58,8 @@ class DetectorNet(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = x * 2 - 1  # uint8/255 -> [-1, 1]
-        return self.blocks(self.stem(torch.cat([x, npr(x) * 4], dim=1)))
+        r = npr(x) * 4
+        return self.blocks(self.stem(r if self.inputs == "npr" else torch.cat([x, r], dim=1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x).mean(dim=(2, 3))).squeeze(1)

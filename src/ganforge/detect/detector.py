@@ -215,7 +215,8 @@ class Detector:
                                               if k in self.spectral.part_cals else {})}
                                        for k, v in self.spectral.parts.items()}}
         if self.net is not None:
-            m["cnn"] = {"width": int(self.net.stem[0].out_channels), "calibration": self.cnn_cal.to_dict()}
+            m["cnn"] = {"width": int(self.net.stem[0].out_channels), "input": self.net.inputs,
+                        "calibration": self.cnn_cal.to_dict()}
         if self.combiner is not None:
             m["combiner"] = list(self.combiner)
         return m
@@ -305,7 +306,7 @@ def load(path: str | Path) -> Detector:
         if kind in ("cnn", "both"):
             from ganforge.detect.cnn import DetectorNet
 
-            det.net = DetectorNet(det.channels, int(meta["cnn"]["width"]))
+            det.net = DetectorNet(det.channels, int(meta["cnn"]["width"]), meta["cnn"].get("input", "image+npr"))
             state = {k[4:]: v for k, v in tensors.items() if k.startswith("cnn.")}
             det.net.load_state_dict(state)
             det.net.eval()
@@ -364,6 +365,7 @@ class TrainOptions:
     cnn_steps: int = 400
     cnn_batch: int = 32
     cnn_width: int = CNN_WIDTH
+    cnn_input: str = "image+npr"  # or "npr": the residual alone (see cnn.DetectorNet)
     C: float = 0.5  # inverse L2 strength of the spectral logistic regression
     spectral_mode: str = "linear"  # see Spectral
     seed: int = 0
@@ -391,6 +393,10 @@ def train(real: np.ndarray, fake: np.ndarray, size: int, channels: int, quality:
         raise DataError(f"cannot train a detector: {problem}")
     if not 0 <= opts.augment <= 1:
         raise DataError(f"augment is the probability of each augmentation, between 0 and 1, got {opts.augment}")
+    from ganforge.detect.cnn import INPUTS
+
+    if opts.cnn_input not in INPUTS:
+        raise DataError(f"unknown CNN input {opts.cnn_input!r}: choose one of {', '.join(INPUTS)}")
     rng = np.random.default_rng(opts.seed)
     x = np.concatenate([real, fake])
     y = np.concatenate([np.zeros(len(real), np.int64), np.ones(len(fake), np.int64)])
@@ -420,7 +426,7 @@ def train(real: np.ndarray, fake: np.ndarray, size: int, channels: int, quality:
         from ganforge.detect import cnn
 
         torch.manual_seed(opts.seed)
-        det.net = cnn.DetectorNet(channels, opts.cnn_width)
+        det.net = cnn.DetectorNet(channels, opts.cnn_width, opts.cnn_input)
         pool_x, pool_y = x[fit_idx], y[fit_idx]
 
         def batch(step: int):
