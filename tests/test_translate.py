@@ -304,6 +304,8 @@ def test_output_names_differ_in_more_than_case(tmp_path):
     files = [tmp_path / "one" / "X.PNG", tmp_path / "two" / "x.png"]
     for f in files:
         f.write_bytes(b"")
-    names = [p.name for p in output_names(files, tmp_path / "one", {"comparison.png"}).values()]
+    dests, grid = output_names(files, tmp_path / "one")
+    names = [p.name for p in dests.values()]
+    assert grid == tmp_path / "one" / "comparison.png"
     assert names == ["X-png.png", "x-2.png"]  # one/X.png would be the input X.PNG there
     assert len({n.casefold() for n in names}) == 2

@@ -133,21 +133,24 @@ def image_files(inputs: list[str]) -> tuple[list[Path], list[str]]:
     return list(unique.values()), notes
 
 
-def output_names(files: list[Path], out: Path, reserved: set[str]) -> dict[Path, Path]:
-    """``out/STEM.png`` for each input, made unique (``STEM-EXT``, then ``STEM-2``...) where stems repeat, and
-    never an input's own path: translating into the input folder must not overwrite the user's images."""
-    # names compared case-folded: on macOS and Windows X.png and x.png are one file
+def output_names(files: list[Path], out: Path, grid: bool = True) -> tuple[dict[Path, Path], Path | None]:
+    """``out/STEM.png`` for each input and ``out/comparison.png`` for the grid (when ``grid``), each made
+    unique (``STEM-EXT``, then ``STEM-2``...) and never an input's own path: translating into the input
+    folder must not overwrite the user's images. Names are compared case-folded: on macOS and Windows X.png
+    and x.png are one file."""
     inputs = {str(f.resolve()).casefold() for f in files}
-    taken = {n.casefold() for n in reserved}
-    dests = {}
-    for f in files:
-        for name in (f"{f.stem}.png", f"{f.stem}-{f.suffix.lstrip('.').lower()}.png",
-                     *(f"{f.stem}-{k}.png" for k in range(2, 2 * len(files) + 3))):
+    taken: set[str] = set()
+
+    def claim(stem: str, *first: str) -> Path:
+        for name in (*first, *(f"{stem}-{k}.png" for k in range(2, 2 * len(files) + 3))):
             if name.casefold() not in taken and str((out / name).resolve()).casefold() not in inputs:
-                break
-        taken.add(name.casefold())
-        dests[f] = out / name
-    return dests
+                taken.add(name.casefold())
+                return out / name
+        raise AssertionError("more candidate names than files and inputs")  # cannot happen: see the range
+
+    grid_path = claim("comparison", "comparison.png") if grid else None
+    dests = {f: claim(f.stem, f"{f.stem}.png", f"{f.stem}-{f.suffix.lstrip('.').lower()}.png") for f in files}
+    return dests, grid_path
 
 
 def read_input(path: Path, task: Task, cfg: RunConfig, from_target: bool,
@@ -232,10 +235,7 @@ def translate_files(run: str | Path, inputs: list[str], out: Path, from_target: 
     if not files:
         raise DataError(f"no images among {', '.join(inputs)}: pass image files ({', '.join(IMAGE_EXTENSIONS)}) or "
                         "folders of them")
-    inputs = {str(f.resolve()).casefold() for f in files}
-    grid_name = next(n for n in ("comparison.png", *(f"comparison-{k}.png" for k in range(2, len(files) + 3)))
-                     if str((out / n).resolve()).casefold() not in inputs)
-    dests = output_names(files, out, reserved={grid_name} if grid else set())
+    dests, grid_dest = output_names(files, out, grid)
     gen = torch.Generator().manual_seed(seed)
     scale = int(getattr(G, "upsample", 1))
     written, rows = [], []
@@ -258,7 +258,7 @@ def translate_files(run: str | Path, inputs: list[str], out: Path, from_target: 
         del picture, target_pic
     grid_path = None
     if rows:
-        grid_path = save_image(_stack(rows), out / grid_name)
+        grid_path = save_image(_stack(rows), grid_dest)
     if not written:
         raise DataError(f"none of the {len(files)} input(s) could be translated: {'; '.join(notes)}")
     return written, grid_path, notes
