@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ganforge.detect import detector
 from ganforge.detect.augment import perturb
 from ganforge.detect.calibrate import scores
+from ganforge.detect.cnn import INPUTS
 from ganforge.detect.decode import normalize
 from make_digit_detector import FAMILIES, decoded, family_config, make_fakes, real_split
 
@@ -189,7 +190,7 @@ def main() -> None:
     p.add_argument("--lofo-kinds", default="spectral", help="kinds run leave-one-family-out (each trains 5 times)")
     p.add_argument("--cnn-steps", type=int, default=300)
     p.add_argument("--cnn-width", type=int, default=detector.CNN_WIDTH)
-    p.add_argument("--cnn-input", default="image+npr", choices=["image+npr", "npr"])
+    p.add_argument("--cnn-input", default=INPUTS[0], choices=INPUTS)
     p.add_argument("--spectral-mode", default="linear", choices=detector.SPECTRAL_MODES,
                    help="the spectral model's mode (ganforge detect-train --spectral-mode)")
     p.add_argument("--quality", type=int, default=detector.DEFAULT_QUALITY,

@@ -189,3 +189,12 @@ def test_detect_train_takes_the_spectral_mode(tmp_path, sets, capsys):
     assert main(["detect", str(test_fake), "--detector", str(tmp_path / "dev"), "--json"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 8 and all(0 <= r["p_fake"] <= 1 and r["verdict"] in ("real", "fake") for r in rows)
+
+
+def test_detect_train_refuses_a_bad_augment_before_reading(sets, tmp_path, capsys):
+    real, fake, _, _ = sets
+    assert main(["detect-train", "--real", str(real), "--fake", str(fake), "--out", str(tmp_path / "d"),
+                 "--augment", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "augment is the probability of each augmentation, between 0 and 1, got 5" in err
+    assert not (tmp_path / "d.json").exists()

@@ -95,8 +95,6 @@ def cmd_train(a) -> int:
 
     if not 0 < a.holdout < 1:
         raise ConfigError(f"--holdout must be between 0 and 1, got {a.holdout}")
-    if not 0 <= a.augment <= 1:
-        raise ConfigError(f"--augment is the probability of each augmentation, between 0 and 1, got {a.augment}")
     if not 0 <= a.normalize_quality <= 100:
         raise ConfigError(f"--normalize-quality must be 0 (off) or a JPEG quality 1-100, got {a.normalize_quality}")
     opts = TrainOptions(kind=a.kind, holdout=a.holdout, augment=a.augment, cnn_steps=a.cnn_steps, seed=a.seed,

@@ -378,12 +378,23 @@ def split(n: int, holdout: float, rng: np.random.Generator) -> tuple[np.ndarray,
     return idx[k:], idx[:k]
 
 
+def check_options(opts: TrainOptions) -> None:
+    """Training options that would fail or mean nothing, as one-line DataErrors (before any image is read)."""
+    from ganforge.detect.cnn import INPUTS
+
+    if opts.kind not in KINDS:
+        raise DataError(f"unknown detector kind {opts.kind!r}: choose one of {', '.join(KINDS)}")
+    if not 0 <= opts.augment <= 1:
+        raise DataError(f"augment is the probability of each augmentation, between 0 and 1, got {opts.augment}")
+    if opts.cnn_input not in INPUTS:
+        raise DataError(f"unknown CNN input {opts.cnn_input!r}: choose one of {', '.join(INPUTS)}")
+
+
 def train(real: np.ndarray, fake: np.ndarray, size: int, channels: int, quality: int = DEFAULT_QUALITY,
           opts: TrainOptions | None = None, info: dict | None = None) -> Detector:
     """Fit a detector on decoded, not yet normalised uint8 ``[N, C, S, S]`` real and fake images."""
     opts = opts or TrainOptions()
-    if opts.kind not in KINDS:
-        raise DataError(f"unknown detector kind {opts.kind!r}: choose one of {', '.join(KINDS)}")
+    check_options(opts)
     for name, arr in (("real", real), ("fake", fake)):
         if len(arr) < 4:
             raise DataError(f"{len(arr)} {name} images is too few to train and calibrate a detector: give at "
@@ -391,12 +402,6 @@ def train(real: np.ndarray, fake: np.ndarray, size: int, channels: int, quality:
     problem = shape_problem(size, channels, quality)
     if problem:
         raise DataError(f"cannot train a detector: {problem}")
-    if not 0 <= opts.augment <= 1:
-        raise DataError(f"augment is the probability of each augmentation, between 0 and 1, got {opts.augment}")
-    from ganforge.detect.cnn import INPUTS
-
-    if opts.cnn_input not in INPUTS:
-        raise DataError(f"unknown CNN input {opts.cnn_input!r}: choose one of {', '.join(INPUTS)}")
     rng = np.random.default_rng(opts.seed)
     x = np.concatenate([real, fake])
     y = np.concatenate([np.zeros(len(real), np.int64), np.ones(len(fake), np.int64)])

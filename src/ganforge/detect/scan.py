@@ -74,6 +74,7 @@ def build(real: list[str], fake: list[str], fake_from: list[str], size: int | No
     """`ganforge detect-train`: read the real set and the fakes (made on the fly from runs), train, calibrate."""
     if not fake and not fake_from:
         raise DataError("give fakes to learn from: --fake DIR and/or --fake-from RUN")
+    dmod.check_options(opts)  # before reading any image
     if size is None or channels is None:
         gs, gc = sources.guess_shape(real)
         size, channels = size or gs, channels or gc
