@@ -427,3 +427,36 @@ def test_an_npr_only_cnn_ignores_flat_brightness_and_round_trips(tmp_path):
     assert both.net.stem[0].in_channels == 2 and not np.allclose(both.logits(x), both.logits(x + 30), atol=1e-4)
     with pytest.raises(DataError, match="unknown CNN input 'rgb': choose one of image\\+npr, npr"):
         detector.train(real, fake, 16, 1, 0, detector.TrainOptions(kind="cnn", cnn_input="rgb"))
+
+
+def test_a_cnn_ensemble_scores_the_mean_of_its_calibrated_members_and_round_trips(tmp_path):
+    from ganforge.detect import cnn, detector
+    from ganforge.errors import CheckpointError, DataError
+
+    real, fake = tiny_sets(24)
+    opts = detector.TrainOptions(kind="cnn", augment=0.0, cnn_steps=8, cnn_width=4, cnn_ensemble=3)
+    det = detector.train(real, fake, 16, 1, 0, opts)
+    assert det.members == 3 and isinstance(det.net, cnn.Ensemble)
+    x = np.concatenate([real[:4], fake[:4]])
+    one = [cnn.logits(m, x) for m in det.net.members]
+    assert not np.allclose(one[0], one[1])  # members start from different seeds
+    a, b = det.net.scale.numpy(), det.net.shift.numpy()
+    want = np.mean([a[k] * one[k] + b[k] for k in range(3)], axis=0)
+    assert np.allclose(det.logits(x), want, atol=1e-6)
+    assert det.heatmaps_cnn(x).shape == (8, 16, 16) and det.heatmaps_cnn(x).max() <= 1
+    det.save(tmp_path / "ens")
+    meta = json.loads((tmp_path / "ens.json").read_text())
+    assert meta["cnn"]["members"] == 3 and meta["cnn"]["width"] == 4
+    back = detector.load(tmp_path / "ens")
+    assert back.members == 3 and np.allclose(back.logits(x), det.logits(x), atol=1e-6)
+    single = detector.train(real, fake, 16, 1, 0, detector.TrainOptions(kind="cnn", augment=0.0, cnn_steps=8))
+    assert single.members == 1 and not isinstance(single.net, cnn.Ensemble)
+    # a file whose member count does not match its weights is refused in one line
+    meta["cnn"]["members"] = 2
+    (tmp_path / "ens.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=r"does not match its ens.json .*retrain with `ganforge detect-train`$"):
+        detector.load(tmp_path / "ens")
+    with pytest.raises(DataError, match="a CNN ensemble has 1 to 16 members, got 0"):
+        detector.train(real, fake, 16, 1, 0, detector.TrainOptions(kind="cnn", cnn_ensemble=0))
+    with pytest.raises(ValueError, match="two or more CNNs of one width"):
+        cnn.Ensemble([cnn.DetectorNet(1, 4), cnn.DetectorNet(1, 8)])

@@ -179,6 +179,21 @@ def test_cnn_detector_heatmaps_from_the_cli(sets, tmp_path, capsys):
     assert len(list((tmp_path / "h").glob("*.png"))) == 8
 
 
+def test_detect_train_builds_a_cnn_ensemble(sets, tmp_path, capsys):
+    real, fake, test_real, test_fake = sets
+    assert main(["detect-train", "--kind", "cnn", "--cnn-steps", "5", "--cnn-width", "4", "--cnn-ensemble", "2",
+                 "--real", str(real), "--fake", str(fake), "--out", str(tmp_path / "ens")]) == 0
+    assert "cnn detector (2 CNNs), 16x16x1" in capsys.readouterr().out
+    assert json.loads((tmp_path / "ens.json").read_text())["cnn"]["members"] == 2
+    assert main(["detect", str(test_fake), "--detector", str(tmp_path / "ens"), "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 8 and all(r["evidence"]["source"] == "cnn" and 0 <= r["p_fake"] <= 1 for r in rows)
+    assert main(["detect-train", "--kind", "cnn", "--cnn-ensemble", "17", "--real", str(real), "--fake", str(fake),
+                 "--out", str(tmp_path / "big")]) == 2
+    assert "a CNN ensemble has 1 to 16 members, got 17" in capsys.readouterr().err
+    assert not (tmp_path / "big.json").exists()
+
+
 def test_detect_train_takes_the_spectral_mode(tmp_path, sets, capsys):
     real, fake, test_real, test_fake = sets
     assert main(["detect-train", "--real", str(real), "--fake", str(fake), "--out", str(tmp_path / "dev"),

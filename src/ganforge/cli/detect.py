@@ -77,6 +77,9 @@ def add_parser(sub) -> None:
                    help="what the CNN sees: the image beside its up-sampling (NPR) residual, or the residual "
                         "alone, which cannot learn a generator's colours or content and so tends to carry over "
                         "better to generators it never saw")
+    t.add_argument("--cnn-ensemble", type=positive, default=1, metavar="N",
+                   help="train N CNNs, each from its own seed, and score with the mean of their calibrated "
+                        "logits: steadier on generators none of them saw, N times slower to train and score")
     t.add_argument("--seed", type=int, default=0, help="split, augmentation and latent seed")
     add_device(t)
     t.set_defaults(func=cmd_train)
@@ -98,12 +101,14 @@ def cmd_train(a) -> int:
     if not 0 <= a.normalize_quality <= 100:
         raise ConfigError(f"--normalize-quality must be 0 (off) or a JPEG quality 1-100, got {a.normalize_quality}")
     opts = TrainOptions(kind=a.kind, holdout=a.holdout, augment=a.augment, cnn_steps=a.cnn_steps, seed=a.seed,
-                        cnn_width=a.cnn_width, cnn_input=a.cnn_input, spectral_mode=a.spectral_mode, progress=True)
+                        cnn_width=a.cnn_width, cnn_input=a.cnn_input, cnn_ensemble=a.cnn_ensemble,
+                        spectral_mode=a.spectral_mode, progress=True)
     det = build(a.real, a.fake or [], a.fake_from or [], a.size, a.channels, a.normalize_quality, opts, n_per_run=a.n,
                 max_images=a.max_images, device=a.device, on_skip=_skipper("detect-train"))
     st, js = det.save(a.out)
     s = det.info["heldout_scores"]
-    print(f"{a.kind} detector, {det.size}x{det.size}x{det.channels}, trained on {det.info['n_real']} real and "
+    nets = f" ({det.members} CNNs)" if det.members > 1 else ""
+    print(f"{a.kind} detector{nets}, {det.size}x{det.size}x{det.channels}, trained on {det.info['n_real']} real and "
           f"{det.info['n_fake']} fake images")
     print(f"held-out split: AP {s['ap']:.4f}, ROC AUC {s['roc_auc']:.4f}, balanced accuracy "
           f"{s['balanced_accuracy']:.4f} at threshold {det.threshold:.3f}, ECE {s['ece']:.4f}")

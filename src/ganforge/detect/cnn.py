@@ -56,6 +56,10 @@ class DetectorNet(nn.Module):
         self.blocks = nn.Sequential(Block(width, 2 * width, 2), Block(2 * width, 4 * width, 2))
         self.head = nn.Linear(4 * width, 1)
 
+    @property
+    def width(self) -> int:
+        return int(self.stem[0].out_channels)
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         x = x * 2 - 1  # uint8/255 -> [-1, 1]
         r = npr(x) * 4
@@ -72,25 +76,59 @@ class DetectorNet(nn.Module):
         return m / (m.flatten(1).amax(1)[:, None, None] + 1e-8)
 
 
+class Ensemble(nn.Module):
+    """Several DetectorNets of one shape, each from its own initialisation and batch order; the score is the
+    mean of their Platt-calibrated logits (``scale``, ``shift`` per member, fit on the held-out split). How well
+    one net carries over to a generator it never saw depends a lot on its seed; the mean of a few depends on it
+    less, at the cost of training and scoring each member."""
+
+    def __init__(self, members: list[DetectorNet]):
+        super().__init__()
+        if len(members) < 2 or len({(m.width, m.inputs, m.stem[0].in_channels) for m in members}) != 1:
+            raise ValueError("an ensemble needs two or more CNNs of one width, input and channel count")
+        self.members = nn.ModuleList(members)
+        self.register_buffer("scale", torch.ones(len(members), dtype=torch.float64))
+        self.register_buffer("shift", torch.zeros(len(members), dtype=torch.float64))
+
+    @property
+    def width(self) -> int:
+        return self.members[0].width
+
+    @property
+    def inputs(self) -> str:
+        return self.members[0].inputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raw = torch.stack([m(x).double() for m in self.members])
+        return (raw * self.scale[:, None] + self.shift[:, None]).mean(0)
+
+    def cam(self, x: torch.Tensor) -> torch.Tensor:
+        """The members' maps, each weighted by its calibration slope, then scaled to 0..1 again."""
+        w = self.scale.clamp(min=0).float()
+        m = torch.einsum("knhw,k->nhw", torch.stack([net.cam(x) for net in self.members]), w)
+        return m / (m.flatten(1).amax(1)[:, None, None] + 1e-8)
+
+
 def as_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images)).float() / 255.0
 
 
 @torch.inference_mode()
-def logits(net: DetectorNet, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def logits(net: DetectorNet | Ensemble, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
     net.eval()
     out = [net(as_tensor(images[i:i + batch_size])).double().numpy() for i in range(0, len(images), batch_size)]
     return np.concatenate(out) if out else np.zeros(0)
 
 
-def train(net: DetectorNet, make_batch, steps: int, lr: float = 2e-3, progress: bool = False) -> DetectorNet:
+def train(net: DetectorNet, make_batch, steps: int, lr: float = 2e-3, progress: bool = False,
+          desc: str = "training CNN detector") -> DetectorNet:
     """Adam on binary cross-entropy; ``make_batch(step)`` returns (uint8 images, labels) already augmented."""
     from tqdm import tqdm
 
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1))
     net.train()
-    for step in tqdm(range(steps), desc="training CNN detector", unit="step", leave=False, disable=not progress):
+    for step in tqdm(range(steps), desc=desc, unit="step", leave=False, disable=not progress):
         x, y = make_batch(step)
         loss = F.binary_cross_entropy_with_logits(net(as_tensor(x)), torch.from_numpy(y).float())
         opt.zero_grad(set_to_none=True)

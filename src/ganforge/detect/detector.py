@@ -25,6 +25,7 @@ MAX_SIZE = 1024  # input side: beyond it features and the CNN grow without the t
 KINDS = ("spectral", "cnn", "both")
 DEFAULT_QUALITY = 75  # JPEG quality every input is normalised to (see decode.py)
 CNN_WIDTH = 8
+MAX_ENSEMBLE = 16  # CNNs in one detector: each one is trained and run on every image
 
 
 SPECTRAL_MODES = ("either", "deviation", "linear")
@@ -107,6 +108,11 @@ class Detector:
     @property
     def threshold(self) -> float:
         return self.calibration.threshold
+
+    @property
+    def members(self) -> int:
+        """CNNs in the detector: 0 (spectral), 1, or an ensemble's size."""
+        return 0 if self.net is None else len(getattr(self.net, "members", [self.net]))
 
     # -- scoring ----------------------------------------------------------------------------------------------
     def _parts(self, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -215,7 +221,7 @@ class Detector:
                                               if k in self.spectral.part_cals else {})}
                                        for k, v in self.spectral.parts.items()}}
         if self.net is not None:
-            m["cnn"] = {"width": int(self.net.stem[0].out_channels), "input": self.net.inputs,
+            m["cnn"] = {"width": self.net.width, "input": self.net.inputs, "members": self.members,
                         "calibration": self.cnn_cal.to_dict()}
         if self.combiner is not None:
             m["combiner"] = list(self.combiner)
@@ -304,9 +310,13 @@ def load(path: str | Path) -> Detector:
             det.spectral = _load_spectral(meta["spectral"], tensors, len(feats.layout(det.size, det.channels)))
             det.spectral_cal = Calibration.from_dict(meta["spectral"]["calibration"])
         if kind in ("cnn", "both"):
-            from ganforge.detect.cnn import DetectorNet
+            from ganforge.detect.cnn import DetectorNet, Ensemble
 
-            det.net = DetectorNet(det.channels, int(meta["cnn"]["width"]), meta["cnn"].get("input", "image+npr"))
+            shape = (det.channels, int(meta["cnn"]["width"]), meta["cnn"].get("input", "image+npr"))
+            n = int(meta["cnn"].get("members", 1))  # made before ensembles: one net
+            if not 1 <= n <= MAX_ENSEMBLE:
+                raise ValueError(f"{n} CNN members")
+            det.net = DetectorNet(*shape) if n == 1 else Ensemble([DetectorNet(*shape) for _ in range(n)])
             state = {k[4:]: v for k, v in tensors.items() if k.startswith("cnn.")}
             det.net.load_state_dict(state)
             det.net.eval()
@@ -366,6 +376,7 @@ class TrainOptions:
     cnn_batch: int = 32
     cnn_width: int = CNN_WIDTH
     cnn_input: str = "image+npr"  # or "npr": the residual alone (see cnn.DetectorNet)
+    cnn_ensemble: int = 1  # CNNs trained, each from its own seed; more than one: a cnn.Ensemble
     C: float = 0.5  # inverse L2 strength of the spectral logistic regression
     spectral_mode: str = "linear"  # see Spectral
     seed: int = 0
@@ -388,6 +399,8 @@ def check_options(opts: TrainOptions) -> None:
         raise DataError(f"augment is the probability of each augmentation, between 0 and 1, got {opts.augment}")
     if opts.cnn_input not in INPUTS:
         raise DataError(f"unknown CNN input {opts.cnn_input!r}: choose one of {', '.join(INPUTS)}")
+    if not 1 <= opts.cnn_ensemble <= MAX_ENSEMBLE:
+        raise DataError(f"a CNN ensemble has 1 to {MAX_ENSEMBLE} members, got {opts.cnn_ensemble}")
 
 
 def train(real: np.ndarray, fake: np.ndarray, size: int, channels: int, quality: int = DEFAULT_QUALITY,
@@ -430,8 +443,6 @@ def train(real: np.ndarray, fake: np.ndarray, size: int, channels: int, quality:
 
         from ganforge.detect import cnn
 
-        torch.manual_seed(opts.seed)
-        det.net = cnn.DetectorNet(channels, opts.cnn_width, opts.cnn_input)
         pool_x, pool_y = x[fit_idx], y[fit_idx]
 
         def batch(step: int):
@@ -439,7 +450,19 @@ def train(real: np.ndarray, fake: np.ndarray, size: int, channels: int, quality:
             imgs = [random_augment(a, rng, opts.augment) if opts.augment > 0 else a for a in pool_x[pick]]
             return norm(np.stack(imgs)), pool_y[pick]
 
-        cnn.train(det.net, batch, opts.cnn_steps, progress=opts.progress)
+        members = []
+        for k in range(opts.cnn_ensemble):  # member k: seed + k, and the batches the shared rng draws next
+            torch.manual_seed(opts.seed + k)
+            net = cnn.DetectorNet(channels, opts.cnn_width, opts.cnn_input)
+            desc = "training CNN detector" + (f" {k + 1}/{opts.cnn_ensemble}" if opts.cnn_ensemble > 1 else "")
+            members.append(cnn.train(net, batch, opts.cnn_steps, progress=opts.progress, desc=desc))
+        if len(members) == 1:
+            det.net = members[0]
+        else:
+            det.net = cnn.Ensemble(members)
+            cals = [fit_platt(cnn.logits(m, held_x), y[held_idx]) for m in members]
+            det.net.scale[:] = torch.tensor([c.a for c in cals], dtype=torch.float64)
+            det.net.shift[:] = torch.tensor([c.b for c in cals], dtype=torch.float64)
         det.cnn_cal = fit_platt(cnn.logits(det.net, held_x), y[held_idx])
     parts = det._parts(held_x)
     if opts.kind == "both":
