@@ -11,7 +11,9 @@ images that the shipped detector never saw):
 * robustness: the seen-family detector on test images (real and fake) re-saved as JPEG 75 and 50, resized to
   0.5x, blurred with sigma 1 and 2.
 Colour photos: runs of every family (--photo-families) trained on `photos` at 32 px; detectors trained on
-`photos` against fakes of one seed range, tested on `photos-test` (other photographs) against fakes of another.
+`photos` against fakes of one seed range, tested on `photos-test` (other photographs) against fakes of another:
+seen families, leave-one-family-out and robustness as for digits; the fakes of every --photo-steps stage train
+and test them, and the seen-family detector also meets fakes of --photo-unseen stages.
 ``--spectral-mode`` picks the spectral model (linear, deviation, either) for every spectral and combined detector;
 ``--quality`` and ``--augment`` set the input normalisation and the augmentation as detect-train's options do.
 Speed: `detect` (decode + score, from PNG files) in images/s at 28x28 for the spectral and the CNN detector.
@@ -55,7 +57,7 @@ def score(det, real: np.ndarray, fake: np.ndarray) -> dict:
 
 def train(kind, real, fake, size, channels, a):
     opts = detector.TrainOptions(kind=kind, cnn_steps=a.cnn_steps, cnn_width=a.cnn_width, cnn_input=a.cnn_input,
-                                 seed=0, spectral_mode=a.spectral_mode, augment=a.augment)
+                                 cnn_ensemble=a.cnn_ensemble, seed=0, spectral_mode=a.spectral_mode, augment=a.augment)
     return detector.train(real, fake, size, channels, a.quality, opts)
 
 
@@ -123,27 +125,33 @@ def photos(a) -> None:
                                                   cache=False)).images.numpy(), res)
     real_te = decoded_rgb(load_dataset(DataConfig(source="photos-test", resolution=res, labels=False,
                                                   cache=False)).images.numpy(), res)
-    fakes_tr, fakes_te = [], []
-    for family in a.photo_families.split(","):
-        steps = a.photo_steps // 2 if family == "stylegan2" else a.photo_steps
-        kept = Path(a.out) / "photo-fakes" / f"{family}-{steps}.npz"  # a rerun (other detector options) reuses them
+
+    def family_steps(family: str, steps: int) -> int:
+        return steps // 2 if family == "stylegan2" else steps  # the protocol trains StyleGAN2 half the steps
+
+    def fakes(family: str, steps: int):
+        """(train, test) fakes of ``family`` trained ``steps`` steps on photos; kept, so a rerun reuses them."""
+        kept = Path(a.out) / "photo-fakes" / f"{family}-{steps}.npz"
         if kept.exists():
             with np.load(kept) as f:
-                f_tr, f_te = f["train"], f["test"]
-        else:
-            cfg = family_config(family, steps, 0)
-            cfg.data = DataConfig(source="photos", resolution=res, channels=3, labels=family == "cdcgan",
-                                  cache=False)
-            t = time.perf_counter()
-            tr = Trainer(cfg, load_dataset(cfg.data))
-            Run(tr, Path(a.out) / "photo-runs" / family, progress=False).train()
-            G = tr.G_ema.eval()
-            f_tr = decoded_rgb(to_uint8(sample(G, len(real_tr) // 2, seed=1)).transpose(0, 3, 1, 2), res)
-            f_te = decoded_rgb(to_uint8(sample(G, len(real_te) // 2, seed=10 ** 6)).transpose(0, 3, 1, 2), res)
-            atomic_write_with(kept, lambda f, a=f_tr, b=f_te: np.savez_compressed(f, train=a, test=b))
-            emit(domain="photos", test=f"{family} trained {steps} steps", train_s=round(time.perf_counter() - t))
-        fakes_tr.append(f_tr)
-        fakes_te.append((family, f_te))
+                return f["train"], f["test"]
+        cfg = family_config(family, steps, 0)
+        cfg.data = DataConfig(source="photos", resolution=res, channels=3, labels=family == "cdcgan", cache=False)
+        t = time.perf_counter()
+        tr = Trainer(cfg, load_dataset(cfg.data))
+        Run(tr, Path(a.out) / "photo-runs" / f"{family}-{steps}", progress=False).train()
+        G = tr.G_ema.eval()
+        f_tr = decoded_rgb(to_uint8(sample(G, len(real_tr) // 2, seed=1)).transpose(0, 3, 1, 2), res)
+        f_te = decoded_rgb(to_uint8(sample(G, len(real_te) // 2, seed=10 ** 6)).transpose(0, 3, 1, 2), res)
+        atomic_write_with(kept, lambda f, a=f_tr, b=f_te: np.savez_compressed(f, train=a, test=b))
+        emit(domain="photos", test=f"{family} trained {steps} steps", train_s=round(time.perf_counter() - t))
+        return f_tr, f_te
+
+    fakes_tr, fakes_te = [], []
+    for family in a.photo_families.split(","):  # each family's fakes of every --photo-steps stage together
+        stages = [fakes(family, family_steps(family, int(v))) for v in a.photo_steps.split(",")]
+        fakes_tr.append(np.concatenate([f for f, _ in stages]))
+        fakes_te.append((family, np.concatenate([f for _, f in stages])))
     all_tr = np.concatenate(fakes_tr)
     all_te = np.concatenate([f for _, f in fakes_te])
     for kind in a.kinds.split(","):
@@ -159,6 +167,11 @@ def photos(a) -> None:
         for name, value in PERTURB:
             emit(domain="photos", kind=kind, test=f"{name} {value:g}",
                  **score(det, perturb(real_te, name, value), perturb(all_te, name, value)))
+        for steps in [int(v) for v in a.photo_unseen.split(",") if v]:  # stages no detector saw
+            for family, _ in fakes_te:
+                n = family_steps(family, steps)
+                emit(domain="photos", kind=kind, test=f"{family} at {n} steps (unseen stage)",
+                     **score(det, real_te, fakes(family, n)[1]))
 
 
 def decoded_rgb(arrays: np.ndarray, size: int) -> np.ndarray:
@@ -191,12 +204,16 @@ def main() -> None:
     p.add_argument("--cnn-steps", type=int, default=300)
     p.add_argument("--cnn-width", type=int, default=detector.CNN_WIDTH)
     p.add_argument("--cnn-input", default=INPUTS[0], choices=INPUTS)
+    p.add_argument("--cnn-ensemble", type=int, default=1, help="CNNs per detector (detect-train --cnn-ensemble)")
     p.add_argument("--spectral-mode", default="linear", choices=detector.SPECTRAL_MODES,
                    help="the spectral model's mode (ganforge detect-train --spectral-mode)")
     p.add_argument("--quality", type=int, default=detector.DEFAULT_QUALITY,
                    help="JPEG quality of the input normalisation (0: off; detect-train --normalize-quality)")
     p.add_argument("--augment", type=float, default=0.5, help="augmentation probability (detect-train --augment)")
-    p.add_argument("--photo-steps", type=int, default=1500, help="steps of each family on photos (StyleGAN2: half)")
+    p.add_argument("--photo-steps", default="1500", help="comma list: steps of each family on photos (StyleGAN2: "
+                   "half); with several, every stage's fakes train and test the photo detectors")
+    p.add_argument("--photo-unseen", default="500", help="comma list of other step counts (StyleGAN2: half) "
+                   "whose fakes test the photo detectors trained on --photo-steps fakes ('': none)")
     p.add_argument("--photo-families", default=",".join(FAMILIES),
                    help=f"comma list of the families trained on photos, of {', '.join(FAMILIES)} (cdcgan: the "
                         "source photograph is the class)")
