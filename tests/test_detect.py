@@ -247,6 +247,12 @@ def test_an_unknown_spectral_mode_augment_or_size_is_one_line():
     (lambda m: m.update(size=0), "does not match its d.json (input size 0 is not between 8 and 1024)"),
     (lambda m: m.update(channels=2), "(2 channels: a detector reads 1 (gray) or 3 (RGB))"),
     (lambda m: m.update(normalize_jpeg_quality=500), "(normalisation quality 500 is not 0 (off) or a JPEG"),
+    (lambda m: m.update(format_version=True), "is detector format version True, this ganforge reads version 1"),
+    (lambda m: m["calibration"].update(threshold=float("nan")), "(threshold nan is not a probability between 0 and 1)"),
+    (lambda m: m["calibration"].update(threshold=5), "(threshold 5.0 is not a probability between 0 and 1)"),
+    (lambda m: m["calibration"].pop("a"), "(calibration has no a)"),
+    (lambda m: m.update(calibration="platt"), "(a calibration is an object with a, b and threshold, got str)"),
+    (lambda m: m.pop("calibration"), "('calibration' is missing)"),
 ])
 def test_a_detector_of_another_version_or_kind_is_one_clear_line(tmp_path, change, message):
     from ganforge.detect import detector
@@ -301,6 +307,59 @@ def test_augmentations_keep_size_and_change_pixels():
         assert y.shape == x.shape and y.dtype == np.uint8 and not np.array_equal(x, y)
     rng = np.random.default_rng(0)
     assert augment.random_augment(x[0], rng, p=1.0).shape == (1, 16, 16)
+
+
+@pytest.mark.parametrize("combiner, message", [
+    ([1.0, 2.0], "(combiner is not [w_spectral, w_cnn, bias])"),
+    ([1.0, 2.0, 3.0, 4.0], "(combiner is not [w_spectral, w_cnn, bias])"),
+    ("1,2,3", "(combiner is not [w_spectral, w_cnn, bias])"),
+    ([1.0, "x", 3.0], "does not match its both.json ("),
+])
+def test_a_combined_detector_with_a_bad_combiner_is_refused_at_load(tmp_path, combiner, message):
+    from ganforge.detect import detector
+    from ganforge.errors import CheckpointError
+
+    _, js = _det("both", n=16, cnn_steps=5).save(tmp_path / "both")
+    meta = json.loads(js.read_text())
+    meta["combiner"] = combiner
+    js.write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError) as e:
+        detector.load(tmp_path / "both")
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_training_run_is_named_as_such_when_given_as_a_detector(tmp_path):
+    from ganforge.detect import detector
+    from ganforge.errors import CheckpointError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "checkpoint.safetensors").write_bytes(b"")
+    for path in (run, run / "checkpoint.safetensors"):
+        with pytest.raises(CheckpointError, match=r"is a ganforge training run, not a detector: pass it as "
+                                                  r"`--fake-from .*run`"):
+            detector.load(path)
+
+
+def test_a_detector_is_never_saved_as_half_a_pair(tmp_path, monkeypatch):
+    from ganforge.errors import OutputPathError
+
+    det = _det(n=8)
+    (tmp_path / "d.json").mkdir()  # the description cannot be written there
+    with pytest.raises(OutputPathError, match=r"d.json is a folder; pass a file name"):
+        det.save(tmp_path / "d")
+    assert not (tmp_path / "d.safetensors").exists()
+    # a failure while writing the description removes the weights just written
+    import ganforge.storage.atomic as atomic
+
+    def fail(path, text):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(atomic, "atomic_write_text", fail)
+    with pytest.raises(OSError, match="disk full"):
+        det.save(tmp_path / "e")
+    assert not (tmp_path / "e.safetensors").exists() and not (tmp_path / "e.json").exists()
 
 
 def test_cnn_and_combined_detectors_train_save_and_map(tmp_path):

@@ -97,7 +97,7 @@ def test_detect_evaluates_with_real_and_fake(spectral, sets, tmp_path, capsys):
                  "--reliability", str(rel), "--report", str(rep), "--heatmap", str(heat)]) == 0
     out = capsys.readouterr().out
     m = re.search(r"8 real, 8 fake: AP ([0-9.]+), ROC AUC [0-9.]+, accuracy [0-9.]+, balanced accuracy ([0-9.]+) "
-                  r"at threshold [0-9.]+, ECE [0-9.]+ \(15 bins\)", out)
+                  r"at threshold [0-9.]+ \(calibrated on the held-out split\), ECE [0-9.]+ \(15 bins\)", out)
     assert m and float(m.group(1)) >= 0.9
     assert Image.open(rel).size == (320, 320)
     page = rep.read_text()
@@ -213,3 +213,74 @@ def test_detect_train_refuses_a_bad_augment_before_reading(sets, tmp_path, capsy
     err = capsys.readouterr().err
     assert "augment is the probability of each augmentation, between 0 and 1, got 5" in err
     assert not (tmp_path / "d.json").exists()
+
+
+def test_skipped_files_are_counted_and_labelled_images_are_json_lines(spectral, sets, tmp_path, capsys):
+    _, _, test_real, test_fake = sets
+    (test_fake / "broken.png").write_bytes(b"\x89PNG not really")
+    (test_fake / "notes.png").write_text("not an image")
+    assert main(["detect", str(test_fake), "--detector", str(spectral)]) == 0
+    assert re.match(r"8 images \(2 unreadable files skipped\), threshold ", capsys.readouterr().out)
+    assert main(["detect", "--detector", str(spectral), "--real", str(test_real), "--fake", str(test_fake),
+                 "--json", "--threshold", "0.5"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r.get("label") for r in rows[:-1]] == ["real"] * 8 + ["fake"] * 8
+    assert all({"path", "p_fake", "verdict"} <= set(r) and r["threshold"] == 0.5 for r in rows[:-1])
+    assert rows[-1]["evaluation"]["skipped"] == 2 and rows[-1]["evaluation"]["n_fake"] == 8
+
+
+def test_a_given_threshold_is_called_given_in_the_report(spectral, sets, tmp_path, capsys):
+    _, _, _, test_fake = sets
+    assert main(["detect", str(test_fake), "--detector", str(spectral), "--threshold", "0.9",
+                 "--report", str(tmp_path / "r.html")]) == 0
+    assert "threshold 0.900 (given)" in capsys.readouterr().out
+    page = (tmp_path / "r.html").read_text()
+    assert "threshold 0.900 (given)" in page and "held-out split" not in page.split("<h2>")[0]
+
+
+def test_a_missing_path_is_named_as_missing(spectral, sets, capsys):
+    _, _, test_real, _ = sets
+    assert main(["detect", "nothere.png", str(test_real), "--detector", str(spectral)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ganforge detect: error: nothere.png does not exist (and is not a built-in set: ")
+    assert "\n" not in err
+
+
+def test_detect_train_sizes_from_a_readable_image_and_checks_out_first(sets, tmp_path, capsys):
+    real, fake, _, _ = sets
+    odd = tmp_path / "odd-real"
+    odd.mkdir()
+    Image.new("L", (1, 1)).save(odd / "000-dot.png")  # sorts first; decoding skips it, so must the sizing
+    Image.new("L", (5, 100)).save(odd / "001-thin.png")
+    for f in sorted(real.iterdir()):
+        (odd / f"n{f.name}").write_bytes(f.read_bytes())
+    (tmp_path / "d.json").mkdir()
+    assert main(["detect-train", "--real", str(odd), "--fake", str(fake), "--out", str(tmp_path / "d"),
+                 "--augment", "0"]) == 2
+    cap = capsys.readouterr()
+    assert cap.err.strip() == f"ganforge detect-train: error: {tmp_path / 'd.json'} is a folder; pass a file name " \
+                              "for the output"
+    assert "skipped" not in cap.err and not (tmp_path / "d.safetensors").exists()
+    assert main(["detect-train", "--real", str(odd), "--fake", str(fake), "--out", str(tmp_path / "e"),
+                 "--augment", "0"]) == 0
+    cap = capsys.readouterr()
+    assert "spectral detector, 16x16x1, trained on 24 real and 24 fake images (2 unreadable files skipped)" in cap.out
+    assert cap.err.count("skipped") == 2
+
+
+def test_a_zip_member_that_unpacks_too_large_is_skipped(spectral, sets, tmp_path, capsys, monkeypatch):
+    import zipfile
+
+    from ganforge.detect import sources
+
+    _, _, _, test_fake = sets
+    z = tmp_path / "fakes.zip"
+    with zipfile.ZipFile(z, "w", zipfile.ZIP_DEFLATED) as zf:
+        for f in sorted(test_fake.iterdir())[:3]:
+            zf.write(f, f.name)
+        zf.writestr("bomb.png", (test_fake / "000.png").read_bytes() + bytes(200_000))
+    monkeypatch.setattr(sources, "MAX_FILE_BYTES", 100_000)
+    assert main(["detect", str(z), "--detector", str(spectral)]) == 0
+    cap = capsys.readouterr()
+    assert cap.out.startswith("3 images (1 unreadable file skipped)")
+    assert f"skipped {z}:bomb.png: unpacks to 200," in cap.err and "over the limit of 100,000 bytes" in cap.err

@@ -29,7 +29,9 @@ def add_parser(sub) -> None:
                                                       "NAME.safetensors or NAME.json; None: the shipped digit one)")
     p.add_argument("--threshold", type=float, help="p_fake at or above which an image is called fake (None: the "
                                                     "detector's calibrated threshold)")
-    p.add_argument("--json", action="store_true", help="one JSON object per line: path, p_fake, verdict, evidence")
+    p.add_argument("--json", action="store_true", help="one JSON object per line: path, p_fake, verdict, evidence "
+                                                        "(with --real/--fake also label, then one last "
+                                                        "{\"evaluation\": ...} line)")
     p.add_argument("--heatmap", metavar="DIR", help="write where the evidence is, one PNG per image (image | map)")
     p.add_argument("--real", nargs="+", metavar="SRC", help="labelled real images (folder, .zip, built-in name): "
                                                              "evaluate the detector")
@@ -85,14 +87,22 @@ def add_parser(sub) -> None:
     t.set_defaults(func=cmd_train)
 
 
-def _skipper(command: str):
-    def skip(name: str, reason: str) -> None:
-        print(f"ganforge {command}: skipped {name}: {reason}", file=sys.stderr)
-    return skip
+class _Skipper:
+    """Reports each unreadable input on one line of stderr and counts them."""
+
+    def __init__(self, command: str):
+        self.command, self.count = command, 0
+
+    def __call__(self, name: str, reason: str) -> None:
+        self.count += 1
+        print(f"ganforge {self.command}: skipped {name}: {reason}", file=sys.stderr)
+
+    def summary(self) -> str:
+        return f"{self.count} unreadable file{'s' if self.count != 1 else ''} skipped" if self.count else ""
 
 
 def cmd_train(a) -> int:
-    from ganforge.detect.detector import TrainOptions
+    from ganforge.detect.detector import TrainOptions, check_detector_paths
     from ganforge.detect.scan import build
     from ganforge.errors import ConfigError
 
@@ -100,16 +110,18 @@ def cmd_train(a) -> int:
         raise ConfigError(f"--holdout must be between 0 and 1, got {a.holdout}")
     if not 0 <= a.normalize_quality <= 100:
         raise ConfigError(f"--normalize-quality must be 0 (off) or a JPEG quality 1-100, got {a.normalize_quality}")
+    check_detector_paths(a.out)  # before any image is read or any step trained
     opts = TrainOptions(kind=a.kind, holdout=a.holdout, augment=a.augment, cnn_steps=a.cnn_steps, seed=a.seed,
                         cnn_width=a.cnn_width, cnn_input=a.cnn_input, cnn_ensemble=a.cnn_ensemble,
                         spectral_mode=a.spectral_mode, progress=True)
+    skipped = _Skipper("detect-train")
     det = build(a.real, a.fake or [], a.fake_from or [], a.size, a.channels, a.normalize_quality, opts, n_per_run=a.n,
-                max_images=a.max_images, device=a.device, on_skip=_skipper("detect-train"))
+                max_images=a.max_images, device=a.device, on_skip=skipped)
     st, js = det.save(a.out)
     s = det.info["heldout_scores"]
     nets = f" ({det.members} CNNs)" if det.members > 1 else ""
     print(f"{a.kind} detector{nets}, {det.size}x{det.size}x{det.channels}, trained on {det.info['n_real']} real and "
-          f"{det.info['n_fake']} fake images")
+          f"{det.info['n_fake']} fake images" + (f" ({skipped.summary()})" if skipped.count else ""))
     print(f"held-out split: AP {s['ap']:.4f}, ROC AUC {s['roc_auc']:.4f}, balanced accuracy "
           f"{s['balanced_accuracy']:.4f} at threshold {det.threshold:.3f}, ECE {s['ece']:.4f}")
     print(f"saved {st} and {js}")
@@ -148,8 +160,10 @@ def cmd_detect(a) -> int:
             raise ConfigError(f"--threshold is a probability between 0 and 1, got {a.threshold}")
         det.calibration.threshold = a.threshold
     parts = []
+    skipped = _Skipper("detect")
+    given = "given" if a.threshold is not None else "calibrated on the held-out split"
     if a.paths:
-        parts.append(scan.score(det, sources.all_items(a.paths), -1, progress=True, on_skip=_skipper("detect")))
+        parts.append(scan.score(det, sources.all_items(a.paths), -1, progress=True, on_skip=skipped))
         got = parts[0]
         if not got.names:
             from ganforge.errors import DataError
@@ -157,8 +171,8 @@ def cmd_detect(a) -> int:
             raise DataError(f"no readable images among {', '.join(a.paths)}: pass image files, folders or .zip "
                             "files of them")
         if not a.json:
-            print(f"{len(got.names)} images, threshold {det.threshold:.3f} "
-                  f"({'given' if a.threshold is not None else 'calibrated on the held-out split'})")
+            print(f"{len(got.names)} images" + (f" ({skipped.summary()})" if skipped.count else "")
+                  + f", threshold {det.threshold:.3f} ({given})")
         for name, r in zip(got.names, got.results):
             if a.json:
                 print(json.dumps({"path": name, **r, "threshold": det.threshold}))
@@ -167,20 +181,27 @@ def cmd_detect(a) -> int:
     metrics = None
     rel = None
     if a.real:
-        real = scan.score(det, sources.all_items(a.real), 0, progress=True, on_skip=_skipper("detect"))
+        before = skipped.count
+        real = scan.score(det, sources.all_items(a.real), 0, progress=True, on_skip=skipped)
         fake = scan.score(det, scan.fake_items(a.fake or [], a.fake_from or [], a.n, a.seed, a.device), 1,
-                          progress=True, on_skip=_skipper("detect"))
+                          progress=True, on_skip=skipped)
         metrics = scan.evaluate(det, real, fake)
+        metrics["skipped"] = skipped.count - before
         parts += [real, fake]
         p = np.concatenate([real.p, fake.p])
         y = np.r_[np.zeros(len(real.names), int), np.ones(len(fake.names), int)]
         rel = reliability_png(p, y)
-        if a.json:
+        if a.json:  # the labelled images one per line too (with their label), then the figures
+            for part, label in ((real, "real"), (fake, "fake")):
+                for name, r in zip(part.names, part.results):
+                    print(json.dumps({"path": name, **r, "threshold": det.threshold, "label": label}))
             print(json.dumps({"evaluation": metrics}))
         else:
-            print(f"{metrics['n_real']} real, {metrics['n_fake']} fake: AP {metrics['ap']:.4f}, ROC AUC "
+            print(f"{metrics['n_real']} real, {metrics['n_fake']} fake"
+                  + (f" ({metrics['skipped']} unreadable skipped)" if metrics["skipped"] else "")
+                  + f": AP {metrics['ap']:.4f}, ROC AUC "
                   f"{metrics['roc_auc']:.4f}, accuracy {metrics['accuracy']:.4f}, balanced accuracy "
-                  f"{metrics['balanced_accuracy']:.4f} at threshold {metrics['threshold']:.3f}, "
+                  f"{metrics['balanced_accuracy']:.4f} at threshold {metrics['threshold']:.3f} ({given}), "
                   f"ECE {metrics['ece']:.4f} (15 bins)")
         if a.reliability:
             from ganforge.storage.images import save_image
@@ -195,7 +216,8 @@ def cmd_detect(a) -> int:
 
         page = render(everything.names, everything.images, everything.results, det.threshold, everything.labels,
                       metrics, rel, detector_text=f"Detector: {a.detector or 'the shipped digit detector'} "
-                                                  f"({det.kind}).")
+                                                  f"({det.kind}).",
+                      threshold_text="given" if a.threshold is not None else "chosen on the detector's held-out split")
         atomic_write_text(a.report, page)
     return 0
 

@@ -27,7 +27,18 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, d: dict) -> Calibration:
-        return cls(float(d["a"]), float(d["b"]), float(d["threshold"]))
+        """From a detector's JSON; ValueError (naming the field) for anything that is not a calibration."""
+        if not isinstance(d, dict):
+            raise ValueError(f"a calibration is an object with a, b and threshold, got {type(d).__name__}")
+        missing = [k for k in ("a", "b", "threshold") if k not in d]
+        if missing:
+            raise ValueError(f"calibration has no {', '.join(missing)}")
+        a, b, t = (float(d[k]) for k in ("a", "b", "threshold"))
+        if not (np.isfinite(a) and np.isfinite(b)):
+            raise ValueError(f"calibration a={a}, b={b} is not finite")
+        if not 0 <= t <= 1:  # also false for NaN
+            raise ValueError(f"threshold {t} is not a probability between 0 and 1")
+        return cls(a, b, t)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from ganforge.data import images as imgs
 
 MAX_PIXELS = 64_000_000  # 8000 x 8000; PIL's own bomb limit (about 89 M) would be hit later and as a warning
 MIN_SIDE = 8
+MAX_FILE_BYTES = 256 * 2**20  # a zip member unpacked in memory: far above any 8000 x 8000 photo's file
 
 
 class SkipImage(Exception):
@@ -75,7 +76,9 @@ def decode_file(fp: str | IO[bytes], size: int, channels: int, quality: int) -> 
     except SkipImage:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise SkipImage(f"refused as a possible decompression bomb ({e})") from e
+        # PIL refuses the largest headers itself, before the size check above can run: the same message
+        raise SkipImage(f"too large (over the limit of {MAX_PIXELS:,} pixels): a possible decompression bomb; "
+                        "downscale it first") from e
     except Exception as e:  # PIL and zlib raise many types for damaged or foreign files
         raise SkipImage(imgs.describe_error(e)) from e
     return normalize(fit(img, size, channels), quality)

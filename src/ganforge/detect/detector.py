@@ -233,7 +233,7 @@ class Detector:
 
         from ganforge.storage.atomic import atomic_write_bytes, atomic_write_text
 
-        st, js = detector_paths(path)
+        st, js = check_detector_paths(path)
         tensors = {}
         if self.spectral is not None:
             for name, part in self.spectral.parts.items():
@@ -242,11 +242,23 @@ class Detector:
         if self.net is not None:
             state = self.net.state_dict()
             tensors.update({f"cnn.{k}": v.detach().cpu().contiguous().clone() for k, v in state.items()})
-        meta = self.meta()
+        meta = json.dumps(self.meta(), indent=2) + "\n"
         atomic_write_bytes(st, save(tensors, metadata={"format": FORMAT, "format_version": str(FORMAT_VERSION),
                                                        "kind": self.kind}))
-        atomic_write_text(js, json.dumps(meta, indent=2) + "\n")
+        try:
+            atomic_write_text(js, meta)
+        except BaseException:  # never leave weights beside no (or an old) description
+            st.unlink(missing_ok=True)
+            raise
         return st, js
+
+
+def check_detector_paths(path: str | Path) -> tuple[Path, Path]:
+    """The two files a detector is saved to, each checked to be writable (before any training)."""
+    from ganforge.storage.images import check_output_file
+
+    st, js = detector_paths(path)
+    return check_output_file(st), check_output_file(js)
 
 
 def detector_paths(path: str | Path) -> tuple[Path, Path]:
@@ -274,6 +286,10 @@ def load(path: str | Path) -> Detector:
         raise CheckpointError(f"{path} is not a detector: a detector is NAME.safetensors + NAME.json made by "
                               "`ganforge detect-train`")
     st, js = detector_paths(path)
+    run = Path(path) if Path(path).is_dir() else st.parent
+    if not js.exists() and (run / "config.json").is_file():
+        raise CheckpointError(f"{path} is a ganforge training run, not a detector: pass it as `--fake-from "
+                              f"{run}`, or make a detector from it with `ganforge detect-train --fake-from {run}`")
     if not st.exists() and not js.exists():
         raise CheckpointError(f"no detector at {path}: make one with `ganforge detect-train`")
     if not js.exists():
@@ -285,7 +301,7 @@ def load(path: str | Path) -> Detector:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{js} is not a ganforge detector (no '{FORMAT}' tag)")
     version = meta.get("format_version")
-    if version != FORMAT_VERSION:
+    if isinstance(version, bool) or version != FORMAT_VERSION:  # True == 1 in Python
         newer = isinstance(version, int) and version > FORMAT_VERSION
         raise CheckpointError(f"{js} is detector format version {version!r}, this ganforge reads version "
                               f"{FORMAT_VERSION}: " + ("upgrade ganforge" if newer else
@@ -322,9 +338,17 @@ def load(path: str | Path) -> Detector:
             det.net.eval()
             det.cnn_cal = Calibration.from_dict(meta["cnn"]["calibration"])
         if kind == "both":
-            det.combiner = tuple(float(v) for v in meta["combiner"])
+            combiner = meta["combiner"]
+            if not isinstance(combiner, list) or len(combiner) != 3:
+                raise ValueError("combiner is not [w_spectral, w_cnn, bias]")
+            det.combiner = tuple(float(v) for v in combiner)
+            if not all(np.isfinite(det.combiner)):
+                raise ValueError(f"combiner {list(det.combiner)} is not finite")
     except (KeyError, ValueError, TypeError, RuntimeError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if isinstance(e, KeyError):  # a field of the JSON or an array of the weights
+            reason = f"{e.args[0]!r} is missing"
+        else:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"{st} does not match its {js.name} ({reason}): retrain with `ganforge detect-train`"
                               ) from e
     return det

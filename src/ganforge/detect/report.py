@@ -82,7 +82,8 @@ def explanation(results: list[dict], spectra: dict[str, np.ndarray]) -> list[str
 
 def render(names: list[str], images: np.ndarray, results: list[dict], threshold: float, labels: np.ndarray,
            metrics: dict | None = None, reliability: Image.Image | None = None, title: str = "ganforge detect",
-           detector_text: str = "", max_thumbs: int = 400) -> str:
+           detector_text: str = "", max_thumbs: int = 400,
+           threshold_text: str = "chosen on the detector's held-out split") -> str:
     """The report page as a string (write it with storage.atomic)."""
     scale = max(1, 64 // max(1, images.shape[-1]))
     order = sorted(range(len(names)), key=lambda i: -results[i]["p_fake"])
@@ -137,7 +138,7 @@ body {{ font-family: sans-serif; margin: 1.5em; color: #222; }}
 figure {{ display: inline-block; margin: 0 1em 0 0; }} table td {{ padding: 2px 10px; }}
 </style></head><body>
 <h1>{html.escape(title)}</h1>
-<p>{len(names)} images, threshold {threshold:.3f} (chosen on the detector's held-out split).
+<p>{len(names)} images, threshold {threshold:.3f} ({html.escape(threshold_text)}).
 {html.escape(detector_text)}</p>
 {m_html}
 <h2>What gave the fakes away</h2><ul>{expl}</ul>

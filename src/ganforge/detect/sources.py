@@ -15,7 +15,7 @@ import numpy as np
 
 from ganforge.data.builtin import BUILTINS
 from ganforge.data.files import scan_folder, scan_zip
-from ganforge.detect.decode import SkipImage, decode_array, decode_file
+from ganforge.detect.decode import MAX_FILE_BYTES, MAX_PIXELS, MIN_SIDE, SkipImage, decode_array, decode_file
 from ganforge.errors import DataError, warn
 
 
@@ -29,7 +29,11 @@ class Item:
         """uint8 ``[channels, size, size]`` through the decode rule; raises SkipImage with the reason."""
         if self.array is not None:
             return decode_array(self.array, size, channels, quality)
-        return decode_file(self.file(), size, channels, quality)
+        try:
+            fp = self.file()
+        except zipfile.BadZipFile as e:
+            raise SkipImage(f"damaged zip member ({e})") from e
+        return decode_file(fp, size, channels, quality)
 
 
 def builtin_arrays(name: str) -> np.ndarray:
@@ -46,7 +50,15 @@ def _zip_items(path: Path) -> list[Item]:
     def member(key: str) -> Callable[[], object]:
         def read():
             with zipfile.ZipFile(path) as zf:
-                return io.BytesIO(zf.read(key))
+                size = zf.getinfo(key).file_size  # from the directory: nothing is inflated yet
+                if size > MAX_FILE_BYTES:  # a zip bomb, or a file no detector needs whole
+                    raise SkipImage(f"unpacks to {size:,} bytes, over the limit of {MAX_FILE_BYTES:,} bytes: extract "
+                                    "and downscale it first")
+                with zf.open(key) as f:
+                    data = f.read(MAX_FILE_BYTES + 1)  # the directory may lie about the size
+                if len(data) > MAX_FILE_BYTES:
+                    raise SkipImage(f"unpacks to more than {MAX_FILE_BYTES:,} bytes: extract and downscale it first")
+                return io.BytesIO(data)
         return read
 
     return [Item(f"{path}:{key}", member(key)) for key in src.keys]
@@ -65,6 +77,8 @@ def items(spec: str) -> list[Item]:
     if p.is_file():
         return [Item(spec, (lambda s=spec: s))]
     names = ", ".join(BUILTINS)
+    if not p.exists():
+        raise DataError(f"{spec} does not exist (and is not a built-in set: {names}): check the path")
     raise DataError(f"'{spec}' is neither a file, a folder, a .zip nor a built-in set ({names})")
 
 
@@ -111,10 +125,12 @@ def guess_shape(specs: list[str]) -> tuple[int, int]:
         for it in items(spec)[:50]:
             try:
                 with Image.open(it.file()) as im:
-                    side, gray = min(im.size), imgs.is_gray_mode(im)
+                    (w, h), gray = im.size, imgs.is_gray_mode(im)
             except Exception:  # unreadable: the next one decides
                 continue
-            return min(side, 256), 1 if gray else 3
+            if min(w, h) < MIN_SIDE or w * h > MAX_PIXELS:  # decoding will skip it: it must not decide either
+                continue
+            return min(w, h, 256), 1 if gray else 3
     raise DataError(f"no readable image in {', '.join(specs)} to size the detector from: give --size and --channels")
 
 
