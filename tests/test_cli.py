@@ -191,3 +191,15 @@ def test_train_offers_every_optimizer_the_trainer_has(tmp_path):
     assert code == 0
     saved = json.loads((out / "config.json").read_text())["train"]
     assert (saved["g_opt"], saved["g_momentum"], saved["d_opt"]) == ("momentum", 0.5, "adadelta")
+
+
+def test_a_reader_that_stops_early_gets_no_traceback():
+    """`ganforge datasets | head -1`: the closed pipe ends the command quietly."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "ganforge", "datasets"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # before the command writes anything
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "BrokenPipeError" not in err, err

@@ -309,3 +309,13 @@ def test_float_and_wide_integer_gray_images_keep_their_range(tmp_path):
         img, gray = decode(str(tmp_path / name), None)
         arr = np.asarray(img)
         assert gray and img.mode == "L" and arr.min() == 0 and arr.max() == 255, name
+
+
+def test_a_cache_that_cannot_be_written_warns_and_training_data_still_loads(tmp_path):
+    from ganforge.errors import GanforgeWarning
+
+    save_img(tmp_path / "d" / "a.png")
+    (tmp_path / "cache").write_text("a file, not a folder")
+    with pytest.warns(GanforgeWarning, match="could not write the dataset cache .*; continuing without it"):
+        ds = load_dataset(cfg(tmp_path / "d", cache=True), cache_dir=tmp_path / "cache")
+    assert ds.images.shape == (1, 3, 8, 8)

@@ -17,6 +17,7 @@ from ganforge.edit.directions import (
     seed_z,
     sefa_matrix,
     style_affines,
+    weights_hash,
 )
 from ganforge.edit.editing import load_projected_w, parse_strengths
 from ganforge.errors import ConfigError, GanforgeError, GenerateError, StyleGANError
@@ -261,15 +262,35 @@ def test_directions_file_round_trip_and_identity_check(sg, tmp_path):
     assert back.names == dirs.names and back.layers == [0, 1] and back.space == "w" and back.method == "sefa"
     assert np.array_equal(back.vectors, dirs.vectors) and np.array_equal(back.std, dirs.std)
     assert back.network == {"family": "stylegan2", "z_dim": Z, "num_classes": 0, "w_dim": 16, "num_ws": 6,
-                            "fingerprint": fingerprint(sg)}
+                            "fingerprint": fingerprint(sg), "weights": weights_hash(sg)}
     other = tiny_G(z_dim=8, resolution=32)  # another architecture: w is the same size, the layers are not
     with pytest.raises(GenerateError) as e:
         load_directions(path, other)
     msg = str(e.value)
-    assert msg.startswith(f"{path} was made for another network: directions of shape [4, 16] in w (stylegan2: z 16, "
+    assert msg.startswith(f"{path} was made for a generator of another architecture: directions of shape [4, 16] "
+                          "in w (stylegan2: z 16, "
                           "w 16 x 6 layers") and "this run has w of shape [8, 16]" in msg and "\n" not in msg
     with pytest.raises(GenerateError, match=r"no direction 'age' in .*d.npz; it holds: sefa0, sefa1, sefa2, sefa3"):
         back.vector("age")
+
+
+def test_directions_from_other_weights_of_the_architecture_warn(sg, tmp_path):
+    import copy
+
+    from ganforge.errors import GanforgeWarning
+
+    path = find_directions(sg, "sefa", layers=[0, 1], k=2, n=50, family="stylegan2").save(tmp_path / "d.npz")
+    trained_on = copy.deepcopy(sg)
+    with torch.no_grad():
+        next(trained_on.parameters()).add_(0.01)  # the same architecture, other weights
+    assert weights_hash(trained_on) != weights_hash(sg) and fingerprint(trained_on) == fingerprint(sg)
+    with pytest.warns(GanforgeWarning, match=r"d.npz was found on other weights of this architecture"):
+        assert load_directions(path, trained_on).names == ["sefa0", "sefa1"]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_directions(path, sg)  # its own network: no warning
 
 
 # ----------------------------------------------------------------- editing
@@ -348,6 +369,14 @@ def test_edit_a_projected_w(sg, tmp_path):
     np.save(tmp_path / "w.npy", w.numpy())
     with pytest.raises(StyleGANError, match="w.npy is a single array, not the projected_w.npz"):
         load_projected_w(tmp_path / "w.npy", sg)
+    Image.new("L", (8, 8)).save(tmp_path / "photo.png")
+    for junk in ("photo.png", "nokey.txt"):
+        if junk.endswith(".txt"):
+            (tmp_path / junk).write_text("not numbers")
+        with pytest.raises(StyleGANError) as e:
+            load_projected_w(tmp_path / junk, sg)
+        assert str(e.value) == f"{tmp_path / junk} is not an .npz archive: pass the projected_w.npz that " \
+                               "`ganforge project` wrote"  # and no hint at unpickling it
     np.savez(tmp_path / "nan.npz", w=np.full((1, 6, 16), np.nan, np.float32))
     with pytest.raises(StyleGANError, match="holds NaN or infinite values"):
         load_projected_w(tmp_path / "nan.npz", sg)
@@ -360,3 +389,11 @@ def test_a_file_that_is_not_an_npz_is_one_clear_line(sg, tmp_path):
         load_directions(path, sg)
     assert str(e.value) == (f"{path} is not a ganforge directions file (not an .npz archive): make one with "
                             "`ganforge directions RUN --out FILE.npz`")
+
+
+def test_pca_finds_no_more_directions_than_its_samples_span(sg):
+    from ganforge.errors import GanforgeWarning
+
+    with pytest.warns(GanforgeWarning, match=r"PCA found 3 direction\(s\), not 10: 4 samples span only 3 "):
+        dirs = find_directions(sg, "pca", k=10, n=4)
+    assert dirs.names == ["pca0", "pca1", "pca2"] and (dirs.std > 1e-3).all()

@@ -125,9 +125,9 @@ def bad_cases(cdc_run, sg_run, d):
     return [
         (["edit", sg, "--directions", str(d / "cdc.npz"), "--name", "sefa0", "--out", str(d / "x.png")],
          f"ganforge edit: error: {d / 'cdc.npz'} was made for another network: directions of shape [3, 8] in z "
-         "(cdcgan: z 8, weights fingerprint "),
+         "(cdcgan: z 8, architecture fingerprint "),
         (["edit", sg, "--directions", str(d / "cdc.npz"), "--name", "sefa0", "--out", str(d / "x.png")],
-         "but this run has z of shape [16] (stylegan2: z 16, w 16 x 6 layers, weights fingerprint "),
+         "but this run has z of shape [16] (stylegan2: z 16, w 16 x 6 layers, architecture fingerprint "),
         (["edit", sg, "--directions", str(d / "sg.npz"), "--name", "age", "--out", str(d / "x.png")],
          f"ganforge edit: error: no direction 'age' in {d / 'sg.npz'}; it holds: sefa0, sefa1, sefa2"),
         (["directions", cdc, "--method", "svm", "--attribute", "boldness", "--out", str(d / "y.npz")],
@@ -168,7 +168,15 @@ def bad_cases(cdc_run, sg_run, d):
                                       "this run is cdcgan"),
         (["edit", cdc, "--directions", str(d / "missing.npz"), "--name", "sefa0", "--out", str(d / "x.png")],
          f"ganforge edit: error: directions file {d / 'missing.npz'} not found"),
-        (edit_sg[:-1] + [str(d / "x.txt")], "ganforge edit: error: cannot tell the image format of"),
+        (edit_sg + ["--w", str(d / "w_small.npz"), "--seed", "5"],
+         "ganforge edit: error: --seed picks a sampled image and --w a projected one: give one of them"),
+        (["directions", cdc, "--method", "svm", "--attribute", "width", "--fraction", "0.6", "--out", str(d / "y.npz")],
+         "ganforge directions: error: --fraction is the share of highest and of lowest scores fitted, in (0, 0.5], "
+         "got 0.6"),
+        (["directions", cdc, "--method", "pca", "--fraction", "0.2", "--out", str(d / "y.npz")],
+         "ganforge directions: error: --fraction are for --method svm, not pca"),
+        (edit_sg[:-1] + [str(d / "x.txt")], f"ganforge edit: error: cannot tell the format of {d / 'x.txt'} from "
+                                           "'.txt': use .png or .jpg for a strip, .gif or .mp4 for an animation"),
     ]
 
 

@@ -39,3 +39,17 @@ def test_atomic_path_keeps_the_suffix_and_renames_only_on_success(tmp_path):
 def test_only_whole_file_modes_are_accepted(tmp_path):
     with pytest.raises(ValueError, match="mode must be 'wb' or 'w'"), atomic_open(tmp_path / "x", "a"):
         pass
+
+
+def test_a_target_that_cannot_be_written_is_named_not_its_temporary_file(tmp_path):
+    from ganforge.errors import OutputPathError
+
+    (tmp_path / "taken.png").mkdir()  # a folder where the file should go
+    with pytest.raises(OutputPathError) as e:
+        atomic_write_text(tmp_path / "taken.png", "x")
+    assert str(e.value) == f"cannot write {tmp_path / 'taken.png'}: it is a folder; choose another path"
+    (tmp_path / "file").write_text("x")  # a file where a folder should be
+    with pytest.raises(OutputPathError, match=r"^cannot write .*file/out.txt: .*; choose another path$") as e:
+        atomic_write_text(tmp_path / "file" / "out.txt", "x")
+    assert sorted(p.name for p in (tmp_path / "taken.png").iterdir()) == []  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "taken.png"]

@@ -214,6 +214,12 @@ def test_paired_folder_errors_name_the_files(tmp_path):
     cfg.source = str(tmp_path / "odd")
     with pytest.raises(DataError, match=r"x.png is 15x8: an A\|B image .* its width must be even"):
         tdata.load_pairs(cfg, tdata.Task("paired"))
+    # two files of one name: pairs go by name, so neither may be dropped unseen
+    _png(tmp_path / "p" / "A" / "a.jpg", img)
+    cfg.source = str(tmp_path / "p")
+    with pytest.raises(DataError, match=r"A: 1 name\(s\) used by more than one image: a.jpg and a.png; pairs are "
+                                        r"matched by name, so rename or remove one of each$"):
+        tdata.load_pairs(cfg, tdata.Task("paired"))
 
 
 # ---------------------------------------------------------------------- tiled inference
@@ -274,6 +280,28 @@ def test_inputs_of_each_task_are_read_as_the_model_needs(tmp_path):
     assert a.shape == (1, 1, 6, 6) and "colour input converted to gray" in notes[0]
     a, target, _ = read_input(tmp_path / "rgb.png", tdata.Task("superres", scale=4), cfg, True, gen)
     assert a.shape == (1, 3, 1, 1) and target.shape == (1, 3, 4, 4)  # cropped to a multiple of the scale
+
+
+def test_inputs_are_read_upright_and_16_bit_gray_is_scaled_as_in_training(tmp_path):
+    from PIL import Image
+
+    from ganforge.config import RunConfig
+    from ganforge.translate.infer import read_input
+
+    cfg = RunConfig()
+    cfg.model.channels = 3
+    gen = torch.Generator().manual_seed(0)
+    Image.fromarray(np.full((6, 6), 32768, np.uint16)).save(tmp_path / "mid16.png")  # mid-gray in 16 bits
+    assert Image.open(tmp_path / "mid16.png").mode.startswith("I")
+    a, _, notes = read_input(tmp_path / "mid16.png", tdata.Task("superres", scale=2), cfg, False, gen)
+    assert a.shape == (1, 3, 6, 6) and a.abs().max() < 0.01  # 32768 / 257 = 127.5: the middle of [-1, 1]
+    assert notes == ["mid16.png: gray input converted to RGB (three equal channels) for this RGB model"]
+    stored = Image.new("RGB", (8, 4), (200, 10, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: shown turned a quarter, so 4 wide and 8 high
+    stored.save(tmp_path / "turned.jpg", exif=exif)
+    a, _, _ = read_input(tmp_path / "turned.jpg", tdata.Task("superres", scale=2), cfg, False, gen)
+    assert a.shape == (1, 3, 8, 4)
 
 
 def test_sr_metrics_state_the_channel_border_and_data():

@@ -176,6 +176,7 @@ def test_translate_from_a_target_too_small_to_downsample_is_skipped(sr_run, tmp_
 @pytest.mark.parametrize("args, message", [
     (["--task", "edges"], "was trained for superres x4 (bicubic downsampling), not edges: use a run trained for"),
     (["--tile", "8", "--overlap", "8"], "--overlap (8) must be smaller than --tile (8)"),
+    (["--device", "bogus"], "unknown device 'bogus'; use auto, cpu, cuda or mps"),
 ])
 def test_translate_errors(sr_run, tmp_path, capsys, args, message):
     img = _png(tmp_path / "x.png", np.zeros((4, 4), np.uint8))
@@ -183,6 +184,13 @@ def test_translate_errors(sr_run, tmp_path, capsys, args, message):
     err = capsys.readouterr().err.strip()
     assert err.startswith("ganforge translate: error: ") and message in err
     assert not (tmp_path / "o").exists()
+
+
+def test_translate_on_device_auto_runs_where_it_can(sr_run, tmp_path, capsys):
+    img = _png(tmp_path / "x.png", np.zeros((4, 4), np.uint8))
+    assert main(["translate", str(sr_run), str(img), "--out", str(tmp_path / "o"), "--device", "auto",
+                 "--quiet"]) == 0
+    assert "translated 1 image(s) into" in capsys.readouterr().out and (tmp_path / "o" / "x.png").is_file()
 
 
 def test_translate_nothing_usable_is_an_error(sr_run, tmp_path, capsys):

@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     args.explicit = explicit_options(argv)
     try:
         with one_line_warnings():
-            return args.func(args)
+            code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at interpreter exit
+        return code
     except GanforgeError as e:
         print_error(args.command, str(e))
         return 2
@@ -53,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\nganforge {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `ganforge ... | head`: the reader has what it wanted
+        import os
+
+        # Python would report the pipe again when it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # what a shell reports for a command stopped by SIGPIPE
 
 
 if __name__ == "__main__":

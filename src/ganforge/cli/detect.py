@@ -101,6 +101,12 @@ class _Skipper:
         return f"{self.count} unreadable file{'s' if self.count != 1 else ''} skipped" if self.count else ""
 
 
+def _device(a) -> str:
+    from ganforge.devices import resolve_device
+
+    return str(resolve_device(a.device))
+
+
 def cmd_train(a) -> int:
     from ganforge.detect.detector import TrainOptions, check_detector_paths
     from ganforge.detect.scan import build
@@ -116,7 +122,7 @@ def cmd_train(a) -> int:
                         spectral_mode=a.spectral_mode, progress=True)
     skipped = _Skipper("detect-train")
     det = build(a.real, a.fake or [], a.fake_from or [], a.size, a.channels, a.normalize_quality, opts, n_per_run=a.n,
-                max_images=a.max_images, device=a.device, on_skip=skipped)
+                max_images=a.max_images, device=_device(a), on_skip=skipped)
     st, js = det.save(a.out)
     s = det.info["heldout_scores"]
     nets = f" ({det.members} CNNs)" if det.members > 1 else ""
@@ -183,7 +189,7 @@ def cmd_detect(a) -> int:
     if a.real:
         before = skipped.count
         real = scan.score(det, sources.all_items(a.real), 0, progress=True, on_skip=skipped)
-        fake = scan.score(det, scan.fake_items(a.fake or [], a.fake_from or [], a.n, a.seed, a.device), 1,
+        fake = scan.score(det, scan.fake_items(a.fake or [], a.fake_from or [], a.n, a.seed, _device(a)), 1,
                           progress=True, on_skip=skipped)
         metrics = scan.evaluate(det, real, fake)
         metrics["skipped"] = skipped.count - before

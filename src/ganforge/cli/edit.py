@@ -103,9 +103,12 @@ def cmd_directions(a) -> int:
         raise OutputPathError(f"--out must name a .npz file, got {a.out}")
     if a.method != "svm":
         given = [f"--{n}" for n in ("labels", "attribute", "classifier", "condition", "positive")
-                 if getattr(a, n) is not None]
+                 if getattr(a, n) is not None] + (["--fraction"] if "fraction" in a.explicit else [])
         if given:
             raise ConfigError(f"{', '.join(given)} are for --method svm, not {a.method}")
+    elif not 0 < a.fraction <= 0.5:  # before any image is rendered
+        raise ConfigError(f"--fraction is the share of highest and of lowest scores fitted, in (0, 0.5], got "
+                          f"{a.fraction}")
     cfg, G = _load(a)
     classifier, classifier_name = None, "classifier"
     if a.classifier:
@@ -150,6 +153,7 @@ def _ranges(layers: list[int]) -> str:
 def cmd_edit(a) -> int:
     from ganforge.edit.directions import load_directions
     from ganforge.edit.editing import check_strip_path, load_projected_w, parse_strengths, render_strip
+    from ganforge.errors import ConfigError
     from ganforge.generate.stylegan import require_stylegan
 
     strengths = parse_strengths(a.strength)
@@ -159,6 +163,8 @@ def cmd_edit(a) -> int:
     dirs.index(a.name)
     w = None
     if a.w:
+        if "seed" in a.explicit:
+            raise ConfigError("--seed picks a sampled image and --w a projected one: give one of them")
         require_stylegan(G, cfg.model.family, "edit --w")
         w = load_projected_w(a.w, G)
     images = render_strip(G, dirs, a.name, seed=a.seed, strengths=strengths, layers=a.layers, w=w,

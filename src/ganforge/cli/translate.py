@@ -131,11 +131,12 @@ def add_parser(sub) -> None:
 
 
 def cmd_translate(a) -> int:
+    from ganforge.devices import resolve_device
     from ganforge.translate.infer import translate_files
 
     written, grid_path, notes = translate_files(a.run, a.inputs, Path(a.out), from_target=a.from_target,
                                                 task=a.task, stochastic=a.stochastic, tile=a.tile,
-                                                overlap=a.overlap, seed=a.seed, device=a.device,
+                                                overlap=a.overlap, seed=a.seed, device=str(resolve_device(a.device)),
                                                 progress=not a.quiet, grid=not a.no_grid)
     for note in notes:
         print(f"ganforge translate: note: {note}", file=sys.stderr)

@@ -16,7 +16,7 @@ from ganforge.data import cache as _cache
 from ganforge.data.builtin import BUILTINS, load_builtin
 from ganforge.data.core import DEFAULT_FOLDER_RESOLUTION, FIT_MODES, IMAGE_EXTENSIONS, MIN_RESOLUTION, ImageDataset
 from ganforge.data.files import Decoded, decode_all, scan_folder, scan_zip
-from ganforge.errors import DataError, warn
+from ganforge.errors import DataError, OutputPathError, warn
 
 __all__ = ["DataError", "ImageDataset", "load_dataset", "builtin_datasets", "default_cache_dir",
            "IMAGE_EXTENSIONS"]
@@ -101,7 +101,7 @@ def load_dataset(cfg: DataConfig, cache_dir: str | Path | None = None, family: s
         if target is not None:
             try:
                 _cache.save(target, data)
-            except OSError as e:  # a read-only or full disk should not stop training
+            except (OSError, OutputPathError) as e:  # a read-only or full disk should not stop training
                 warn(f"could not write the dataset cache {target} ({e}); continuing without it", stacklevel=2)
     if data.skip_message:
         warn(data.skip_message, stacklevel=2)

@@ -37,7 +37,7 @@ def _to_8bit_gray(img: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), "L")
 
 
-def _flatten(img: Image.Image, gray: bool) -> Image.Image:
+def flatten(img: Image.Image, gray: bool) -> Image.Image:
     """Convert to ``L`` (gray) or ``RGB``; transparent pixels become black."""
     if img.mode in ("I", "F") or img.mode.startswith("I;"):
         img = _to_8bit_gray(img)
@@ -62,15 +62,21 @@ def decode(fp: str | IO[bytes], channels: int | None) -> tuple[Image.Image, bool
     With ``channels`` None the image keeps its own kind (gray -> ``L``, colour -> ``RGB``); the
     returned flag says whether it is gray. Raises whatever PIL raises for unreadable files.
     """
+    img = first_frame(fp)
+    gray = is_gray_mode(img) if channels is None else channels == 1
+    return flatten(img, gray), gray
+
+
+def first_frame(fp) -> Image.Image:
+    """The first frame of an image file, loaded and turned upright as its EXIF orientation says (phone photos
+    store their rotation there), in its own mode. Raises whatever PIL raises for unreadable files."""
     with Image.open(fp) as im:
         im.seek(0)
         im.load()
         try:
-            im_t = ImageOps.exif_transpose(im)  # phone photos store their rotation in EXIF
+            return ImageOps.exif_transpose(im)  # a copy, transposed or not
         except Exception:  # a damaged EXIF block should not cost the whole image
-            im_t = im
-        gray = is_gray_mode(im_t) if channels is None else channels == 1
-        return _flatten(im_t, gray), gray
+            return im.copy()
 
 
 def make_square(img: Image.Image, fit: str) -> Image.Image:

@@ -20,8 +20,11 @@ bottom scores within each class, so that a direction changes the attribute, not 
 
 A direction file (``.npz``, :meth:`Directions.save`) holds the unit vectors, their names, the standard
 deviation of the sampled latents' projection on each (edit strengths are in these units) and the
-network's identity: family, z_dim, w_dim, num_ws and a fingerprint of its weights' shapes, which
-:func:`load_directions` checks, so that directions are never applied to a network they were not found on.
+network's identity: family, z_dim, w_dim, num_ws, a fingerprint of its architecture (its weights' names
+and shapes), which :func:`load_directions` checks, so that directions are never applied to a network of
+another architecture, and a hash of the weights' values: directions found on other weights of the same
+architecture (another run, or this run further trained) are accepted with a warning, since they may no longer
+point where their names say.
 """
 from __future__ import annotations
 
@@ -38,7 +41,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from ganforge.errors import ConfigError, GenerateError, OutputPathError, StyleGANError
+from ganforge.errors import ConfigError, GenerateError, OutputPathError, StyleGANError, warn
 from ganforge.generate.sampling import generate, latents, truncates_in_w
 from ganforge.generate.stylegan import map_to_w, style_layers
 
@@ -103,6 +106,15 @@ def fingerprint(G: nn.Module) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
+def weights_hash(G: nn.Module) -> str:
+    """A short hash of G's weight values: equal only for the very same weights."""
+    h = hashlib.sha256()
+    for k, v in sorted(G.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:12]
+
+
 def is_style_based(G) -> bool:
     return truncates_in_w(G) and hasattr(G, "mapping") and hasattr(G, "synthesis")
 
@@ -111,12 +123,12 @@ def network_identity(G, family: str | None = None) -> dict:
     style = is_style_based(G)
     return {"family": family or type(G).__name__, "z_dim": int(G.z_dim), "num_classes": int(G.num_classes or 0),
             "w_dim": int(G.w_dim) if style else None, "num_ws": int(G.num_ws) if style else None,
-            "fingerprint": fingerprint(G)}
+            "fingerprint": fingerprint(G), "weights": weights_hash(G)}
 
 
 def _describe(net: dict) -> str:
     w = f", w {net['w_dim']} x {net['num_ws']} layers" if net.get("w_dim") else ""
-    return f"{net.get('family')}: z {net.get('z_dim')}{w}, weights fingerprint {net.get('fingerprint')}"
+    return f"{net.get('family')}: z {net.get('z_dim')}{w}, architecture fingerprint {net.get('fingerprint')}"
 
 
 def space_dim(G, space: str) -> int:
@@ -437,7 +449,13 @@ def find_directions(G, method: str, *, space: str | None = None, layers: str | S
         x = class_centred(to_space(G, seed_z(G, seeds), c, space), centre_by_class(G, space, c)).double()
         _, s, vh = torch.linalg.svd(x - x.mean(0), full_matrices=False)
         var = s.square() / (len(x) - 1)
-        kk = min(k, dim, len(x))
+        rank = int((s > s[0] * 1e-6).sum()) if len(s) and s[0] > 0 else 0  # n samples span at most n - 1
+        kk = min(k, dim, rank)
+        if kk == 0:
+            raise ConfigError(f"the {n} sampled latents do not vary: PCA needs --n of at least 2 distinct samples")
+        if kk < min(k, dim):
+            warn(f"PCA found {kk} direction(s), not {k}: {n} samples span only {rank} dimension(s); pass a larger "
+                 "--n for more", stacklevel=2)
         vectors = vh[:kk].float()
         return Directions(vectors.numpy(), [f"pca{i}" for i in range(kk)], var[:kk].sqrt().float().numpy(), space,
                           method, network_identity(G, family), layer_list, (var[:kk] / var.sum()).float().numpy(),
@@ -560,12 +578,19 @@ def check_network(dirs: Directions, G, family: str | None = None) -> None:
     dim = mine["w_dim"] if dirs.space == "w" else mine["z_dim"]
     same = (dim is not None and dirs.vectors.shape[1] == dim and theirs.get("fingerprint") == mine["fingerprint"]
             and (dirs.space == "z" or theirs.get("num_ws") == mine["num_ws"]))
+    where = dirs.info.get("path", "the directions")
     if same:
+        if theirs.get("weights") not in (None, mine["weights"]):  # files made before the hash carry none
+            warn(f"{where} was found on other weights of this architecture (another run, or this one at "
+                 "another step): its directions may not do what their names say here; find them again with "
+                 "`ganforge directions RUN`", stacklevel=3)
         return
     if dim is None:
         have = f"has no {dirs.space} space"
     else:
         have = f"has {dirs.space} of shape {[mine['num_ws'], dim] if dirs.space == 'w' else [dim]}"
-    raise GenerateError(f"{dirs.info.get('path', 'the directions')} was made for another network: directions of "
+    shaped_alike = dim is not None and dirs.vectors.shape[1] == dim
+    why = "a generator of another architecture" if shaped_alike else "another network"
+    raise GenerateError(f"{where} was made for {why}: directions of "
                         f"shape {list(dirs.vectors.shape)} in {dirs.space} ({_describe(theirs)}), but this run "
                         f"{have} ({_describe(mine)}); find directions for this run with `ganforge directions RUN`")

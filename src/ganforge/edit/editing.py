@@ -9,6 +9,7 @@ for), which keeps, say, the coarse shape while the strokes thicken. ``w`` edits 
 """
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,11 +77,19 @@ def edit_latent(latent: torch.Tensor, direction: torch.Tensor, strengths: Sequen
     return out
 
 
+def _is_npy(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(6) == b"\x93NUMPY"
+
+
 def load_projected_w(path: str | Path, G) -> torch.Tensor:
     """The ``[num_ws, w_dim]`` w of a ``projected_w.npz`` (``ganforge project``), checked against ``G``."""
     path = Path(path)
     if not path.is_file():
         raise StyleGANError(f"{path} not found: pass the projected_w.npz that `ganforge project` wrote")
+    if not zipfile.is_zipfile(path) and not _is_npy(path):
+        # else numpy takes it for a pickle, and its refusal suggests loading it unsafely
+        raise StyleGANError(f"{path} is not an .npz archive: pass the projected_w.npz that `ganforge project` wrote")
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.ndarray):  # a bare .npy array, not an .npz archive
@@ -132,8 +141,18 @@ def edit_images(G, dirs: Directions, name: str, seed: int = 0, strengths: Sequen
 
 
 def check_strip_path(out: str | Path) -> Path:
+    """An edit strip is a picture (.png, .jpg, .webp, ...) or an animation (.gif, .mp4)."""
+    from PIL import Image
+
+    from ganforge.errors import OutputPathError
+
     out = Path(out)
-    return check_video_path(out) if out.suffix.lower() in VIDEO_SUFFIXES else check_image_path(out)
+    if out.suffix.lower() in VIDEO_SUFFIXES:
+        return check_video_path(out)
+    if out.suffix.lower() not in Image.registered_extensions():
+        raise OutputPathError(f"cannot tell the format of {out} from '{out.suffix}': use .png or .jpg for a strip, "
+                              ".gif or .mp4 for an animation")
+    return check_image_path(out)
 
 
 def render_strip(G, dirs: Directions, name: str, seed: int = 0,

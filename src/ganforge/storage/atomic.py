@@ -31,19 +31,32 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     and renames it over ``path``, after an fsync, when the block succeeds. For writers that want a file name
     rather than a file object, e.g. a video encoder; :func:`atomic_open` is built on it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    except OSError as e:  # named by the path asked for, not the temporary one
+        raise _cannot_write(path, e) from e
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; runs and caches are meant to be shared
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:  # e.g. a folder of that name
+            raise _cannot_write(path, e) from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def _cannot_write(path: Path, e: OSError) -> Exception:
+    from ganforge.errors import OutputPathError
+
+    reason = "it is a folder" if path.is_dir() else (e.strerror or type(e).__name__).lower()
+    return OutputPathError(f"cannot write {path}: {reason}; choose another path")
 
 
 def fsync_dir(folder: Path) -> None:

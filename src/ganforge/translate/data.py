@@ -312,10 +312,21 @@ def _image_folder(path: Path, cfg: DataConfig) -> Pairs:
 
 
 def _files(folder: Path) -> dict[str, Path]:
+    """Image files by name without suffix; two files of one name (0.png and 0.jpg) are an error, since
+    pairs are matched by that name and one of them would be dropped unseen."""
     from ganforge.data.core import IMAGE_EXTENSIONS
 
-    return {p.stem: p for p in sorted(folder.iterdir())
-            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS}
+    found: dict[str, list[Path]] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTENSIONS:
+            found.setdefault(p.stem, []).append(p)
+    clashes = [" and ".join(q.name for q in ps) for ps in found.values() if len(ps) > 1]
+    if clashes:
+        more = f" and {len(clashes) - MAX_LISTED} more" if len(clashes) > MAX_LISTED else ""
+        raise DataError(f"{folder}: {len(clashes)} name(s) used by more than one image: "
+                        f"{'; '.join(clashes[:MAX_LISTED])}{more}; pairs are matched by name, so rename or remove "
+                        "one of each")
+    return {stem: ps[0] for stem, ps in found.items()}
 
 
 def load_paired_folder(path: Path, cfg: DataConfig) -> tuple[Pairs, Pairs]:

@@ -21,7 +21,7 @@ from PIL import Image
 
 from ganforge.config import RunConfig
 from ganforge.data.core import IMAGE_EXTENSIONS
-from ganforge.data.images import is_gray_mode
+from ganforge.data.images import first_frame, flatten, is_gray_mode
 from ganforge.errors import ConfigError, DataError, GenerateError
 from ganforge.storage.images import save_image, to_uint8
 from ganforge.translate.data import Task, inpaint_input, rgb_to_lab, to_float
@@ -157,9 +157,7 @@ def read_input(path: Path, task: Task, cfg: RunConfig, from_target: bool,
                gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
     """(A, target or None, notes) network tensors for one file; DataError when it cannot be used."""
     try:
-        with Image.open(path) as im:
-            im.load()
-            img = im.copy()
+        img = first_frame(path)  # upright and first frame, as training's decoding reads files
     except Exception as e:
         from ganforge.data.images import describe_error
 
@@ -184,11 +182,11 @@ def read_input(path: Path, task: Task, cfg: RunConfig, from_target: bool,
     if want == 1:
         if not gray:
             notes.append(f"{path.name}: colour input converted to gray for this {task.describe()} model")
-        img = img.convert("L")
+        img = flatten(img, True)  # 16-bit and float gray scaled to 8 bits as in training, not clipped
     else:
         if gray and task.name != "colorize":
             notes.append(f"{path.name}: gray input converted to RGB (three equal channels) for this RGB model")
-        img = img.convert("RGB")
+        img = flatten(img, False)
     arr = np.asarray(img)
     u8 = torch.from_numpy((arr[None, None] if arr.ndim == 2 else arr.transpose(2, 0, 1)[None]).copy())
     if from_target:
