@@ -122,6 +122,8 @@ def test_check_names_the_offending_layer(client):
     ({"mode": "2d", "conditional": True}, "conditional applies to images mode only"),
     ({"mode": "2d", "data2d": {"distribution": "drawn", "points": [[0, 0]]}}, "data2d.points must be a list of 2"),
     ({"data": {"source": "upload:u9"}}, "data.source upload:u9 is not an uploaded image set"),
+    ({"mode": "2d", "data2d": {"distribution": "upload:zzz"}},
+     "data2d.distribution upload:zzz is not an uploaded set of points on this server"),
 ])
 def test_bad_setups_are_400_with_one_line(client, change, message):
     r = client.post("/api/check" + Q, json={"setup": {**TINY, **change}})

@@ -144,6 +144,10 @@ BAD = [
     (["--family", "nope"], "unknown model family 'nope'"),
     (["--family", "stylegan2", "--model-options", '{"bogus": 1}'], "unknown stylegan2 model option(s) bogus"),
     (["--family", "stylegan2", "--model-options", '{"mapping_layers": 0}'], "mapping_layers must be"),
+    (["--family", "dcgan", "--model-options", '{"nonsense": 3}'], "the dcgan family takes no model options, got "
+                                                                  "nonsense: drop --model-options (families with "
+                                                                  "options: cstylegan2, pix2pix, progan, srresnet"),
+    (["--family", "mlp", "--model-options", '{"width": 3}'], "the mlp family takes no model options, got width"),
     (["--family", "layers", "--g-layers", '[{"type": "zzz"}]'], "generator layer 0: unknown type 'zzz'"),
     (["--family", "layers", "--g-layers", '[{"type": "fc", "out": 5}]'], "generator output is [B, 5]"),
     (["--family", "dcgan", "--resolution", "30"], "got 30"),
@@ -270,3 +274,30 @@ def test_progress_gif_holds_every_grid_of_a_short_run(tmp_path, tiny_cfg, digits
         gif.seek(4)
         last = np.asarray(gif.convert("L"))
     assert np.array_equal(last, np.asarray(Image.open(frames[-1]).convert("L")))
+
+
+def test_a_diverged_loss_is_logged_as_strict_json_null_with_one_warning(tmp_path, tiny_cfg, digits):
+    import json
+    import warnings
+
+    from ganforge.errors import GanforgeWarning
+    from ganforge.train.run import LOG_NAME, Run, read_log
+    from ganforge.train.trainer import Trainer
+
+    run = Run(Trainer(tiny_cfg, digits), tmp_path / "r", progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run._log({"step": 1, "loss_d": 0.5, "loss_g": 1.25})
+        run._log({"step": 2, "loss_d": float("nan"), "loss_g": float("inf")})
+        run._log({"step": 3, "loss_d": float("nan"), "loss_g": 1.0})
+    said = [str(w.message) for w in caught if issubclass(w.category, GanforgeWarning)]
+    assert said == ["step 2: loss_d, loss_g not finite: training has diverged (logged as null); stop it and lower "
+                    "the learning rates, or resume from an earlier copy of the run"]
+
+    def strict(word):
+        raise ValueError(f"{word} is not JSON")
+
+    lines = (tmp_path / "r" / LOG_NAME).read_text().splitlines()
+    records = [json.loads(line, parse_constant=strict) for line in lines]
+    assert records[1] == {"step": 2, "loss_d": None, "loss_g": None} and records[2]["loss_g"] == 1.0
+    assert read_log(tmp_path / "r") == records

@@ -57,11 +57,17 @@ def describe_run(path: str | Path) -> dict:
             f"  training step {G.step} of {t.steps}; {t.loss} loss, batch {t.batch_size}, lr G {t.g_lr} / D {t.d_lr}, "
             f"{ema_text(t)}, DiffAugment '{t.diffaug}'"]
     if last:
-        text.append("  last     " + ", ".join(f"{k} {v:.4g}" for k, v in last.items() if k != "step"))
+        text.append("  last     " + ", ".join(f"{k} {_number(v)}" for k, v in last.items() if k != "step"))
     for name, p in files.items():
         text.append(f"  {labels[name] + ':':19s}{p}")
     info["text"] = "\n".join(text)
     return info
+
+
+def _number(v) -> str:
+    if v is None:  # logged as null: not finite, the run diverged
+        return "not finite (diverged)"
+    return f"{v:.4g}" if isinstance(v, (int, float)) else str(v)
 
 
 def add_info(sub):

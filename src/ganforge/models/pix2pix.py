@@ -202,7 +202,8 @@ def options(cfg: ModelConfig) -> dict:
     return o
 
 
-@register("pix2pix", "image-to-image: U-Net generator + PatchGAN discriminator (ganforge train --task ...)")
+@register("pix2pix", "image-to-image: U-Net generator + PatchGAN discriminator (ganforge train --task ...)",
+          options=True)
 def build(cfg: ModelConfig):
     o = options(cfg)
     c_in, c_out = int(o.get("in_channels", cfg.channels)), int(o.get("out_channels", cfg.channels))

@@ -247,7 +247,8 @@ def check_resolution(res: int) -> None:
                           "use --resolution, or --pad 2 to make 28 px MNIST 32 px")
 
 
-@register("progan", "progressive growing GAN (ProGAN): G and D grow from 4x4 to the final power-of-two size")
+@register("progan", "progressive growing GAN (ProGAN): G and D grow from 4x4 to the final power-of-two size",
+          options=True)
 def build(cfg: ModelConfig):
     check_resolution(cfg.resolution)
     if cfg.spectral_norm:

@@ -55,7 +55,8 @@ class SRResNet(nn.Module):
         return (base + self.tail(h + self.body(h))).clamp(-1, 1)
 
 
-@register("srresnet", "super-resolution: residual blocks + pixel shuffle, x2 or x4 (ganforge train --task superres)")
+@register("srresnet", "super-resolution: residual blocks + pixel shuffle, x2 or x4 (ganforge train --task superres)",
+          options=True)
 def build(cfg: ModelConfig):
     o = options(cfg)
     scale = int(o.get("scale", 4))

@@ -278,6 +278,10 @@ def check(setup: Setup, uploads: dict | None = None) -> dict[str, Any]:
     failing layer of each network as {"net", "index", "error"}."""
     if setup.mode == "2d":
         g_in, img, classes = (setup.z_dim,), (2,), 0
+        if setup.distribution.startswith("upload:"):  # as images mode checks its upload: a session would refuse it
+            from ganforge.playground.toy2d import real_points
+
+            real_points(setup, uploads)
     else:
         img, classes = data_shape(setup, uploads)
         classes = classes if setup.conditional else 0

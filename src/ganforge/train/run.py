@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -31,7 +32,7 @@ from ganforge.data import ImageDataset
 from ganforge.data.builtin import BUILTINS, DIGIT_SETS, PHOTO_RESOLUTION
 from ganforge.data.core import DEFAULT_FOLDER_RESOLUTION, to_signed_unit
 from ganforge.devices import resolve_channels_last, resolve_precision
-from ganforge.errors import CheckpointError, ConfigError, require
+from ganforge.errors import CheckpointError, ConfigError, require, warn
 from ganforge.generate.sampling import latents
 from ganforge.storage.atomic import atomic_write_bytes
 from ganforge.storage.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
@@ -194,6 +195,7 @@ class Run:
         self._in_section = False  # inside work that a first signal may drop (see _section)
         self._tb = None
         self._log_checked = False
+        self._diverged = False
         self.last_grid = None
         self._fid = None  # FidTracker for --eval-every, built now so a missing extractor fails before training
         self.best_fid = _saved_fid(self.dir / BEST_NAME)
@@ -308,9 +310,15 @@ class Run:
                 with open(path, "rb") as f:
                     f.seek(-1, os.SEEK_END)
                     start = "" if f.read(1) == b"\n" else "\n"
+        bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad and not self._diverged:  # once: every later record would say it again
+            self._diverged = True
+            warn(f"step {metrics.get('step')}: {', '.join(bad)} not finite: training has diverged (logged as null); "
+                 "stop it and lower the learning rates, or resume from an earlier copy of the run", stacklevel=2)
+        record = {k: (round(v, 6) if math.isfinite(v) else None) if isinstance(v, float) else v
+                  for k, v in metrics.items()}  # strict JSON: NaN and infinity are not numbers there
         with open(path, "a") as f:
-            f.write(start + json.dumps({k: round(v, 6) if isinstance(v, float) else v
-                                        for k, v in metrics.items()}) + "\n")
+            f.write(start + json.dumps(record, allow_nan=False) + "\n")
         if self.trainer.cfg.train.tensorboard:
             if self._tb is None:
                 try:

@@ -136,13 +136,14 @@ def _from_kwargs(cls, cfg: ModelConfig, options: dict, key: str):
 _CONFIG_FIELD = {"c_dim": "num_classes", "img_resolution": "resolution", "img_channels": "channels", "z_dim": "z_dim"}
 
 
-@register("stylegan2", "StyleGAN2 (ADA-pytorch networks): style-modulated G, resnet D; power-of-two sizes >= 8")
+@register("stylegan2", "StyleGAN2 (ADA-pytorch networks): style-modulated G, resnet D; power-of-two sizes >= 8",
+          options=True)
 def build(cfg: ModelConfig):
     return build_networks(cfg)
 
 
 @register("cstylegan2", "class-conditional StyleGAN2 (class embedding in G's mapping, projection D)",
-          conditional=True)
+          conditional=True, options=True)
 def build_conditional(cfg: ModelConfig):
     if cfg.num_classes < 2 and not cfg.options:  # imported networks may have any c_dim > 0
         raise ConfigError("cstylegan2 needs class labels: use a labelled built-in (mnist, digits) or a folder "
