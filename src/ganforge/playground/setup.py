@@ -273,15 +273,22 @@ def _count(layers, in_shape, discriminator: bool) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
+def uploaded_points(name: str, uploads: dict | None):
+    """The ``[N, 2]`` tensor of an ``upload:ID`` point set on this server; ConfigError when it is not there."""
+    pts = (uploads or {}).get(name[len("upload:"):])
+    if not isinstance(pts, torch.Tensor) or pts.dim() != 2 or pts.shape[1] != 2 or len(pts) < 2:
+        raise ConfigError(f"data2d.distribution {name} is not an uploaded set of points on this server: "
+                          "upload the CSV again")
+    return pts
+
+
 def check(setup: Setup, uploads: dict | None = None) -> dict[str, Any]:
     """The /api/check answer: each layer's output shape (no batch dim), parameter counts, and the first
     failing layer of each network as {"net", "index", "error"}."""
     if setup.mode == "2d":
         g_in, img, classes = (setup.z_dim,), (2,), 0
         if setup.distribution.startswith("upload:"):  # as images mode checks its upload: a session would refuse it
-            from ganforge.playground.toy2d import real_points
-
-            real_points(setup, uploads)
+            uploaded_points(setup.distribution, uploads)
     else:
         img, classes = data_shape(setup, uploads)
         classes = classes if setup.conditional else 0

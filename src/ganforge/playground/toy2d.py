@@ -24,7 +24,7 @@ import torch
 
 from ganforge.errors import ConfigError
 from ganforge.models.layers import build_body
-from ganforge.playground.setup import NetOptions, Setup
+from ganforge.playground.setup import NetOptions, Setup, uploaded_points
 from ganforge.train.losses import get_loss
 from ganforge.train.trainer import OPTIMIZERS
 
@@ -64,11 +64,7 @@ def real_points(setup: Setup, uploads: dict | None = None) -> torch.Tensor:
     if name == "drawn":
         return torch.tensor(setup.points, dtype=torch.float32)
     if name.startswith("upload:"):
-        pts = (uploads or {}).get(name[len("upload:"):])
-        if not isinstance(pts, torch.Tensor) or pts.dim() != 2 or pts.shape[1] != 2 or len(pts) < 2:
-            raise ConfigError(f"data2d.distribution {name} is not an uploaded set of points on this server: "
-                              "upload the CSV again")
-        return pts.float()
+        return uploaded_points(name, uploads).float()
     return distribution(name, N_REAL, setup.seed)
 
 
