@@ -119,11 +119,13 @@ def is_style_based(G) -> bool:
     return truncates_in_w(G) and hasattr(G, "mapping") and hasattr(G, "synthesis")
 
 
-def network_identity(G, family: str | None = None) -> dict:
+def network_identity(G, family: str | None = None, weights: bool = True) -> dict:
+    """What a directions file records of its network; ``weights=False`` leaves out the hash of the weight
+    values, the one part that reads every weight."""
     style = is_style_based(G)
     return {"family": family or type(G).__name__, "z_dim": int(G.z_dim), "num_classes": int(G.num_classes or 0),
             "w_dim": int(G.w_dim) if style else None, "num_ws": int(G.num_ws) if style else None,
-            "fingerprint": fingerprint(G), "weights": weights_hash(G)}
+            "fingerprint": fingerprint(G), **({"weights": weights_hash(G)} if weights else {})}
 
 
 def _describe(net: dict) -> str:
@@ -574,13 +576,13 @@ def check_contents(path: Path, meta: dict, vectors: np.ndarray, std: np.ndarray,
 
 def check_network(dirs: Directions, G, family: str | None = None) -> None:
     """One line unless ``dirs`` were found on a network shaped like ``G``."""
-    mine, theirs = network_identity(G, family), dirs.network
+    mine, theirs = network_identity(G, family, weights=False), dirs.network
     dim = mine["w_dim"] if dirs.space == "w" else mine["z_dim"]
     same = (dim is not None and dirs.vectors.shape[1] == dim and theirs.get("fingerprint") == mine["fingerprint"]
             and (dirs.space == "z" or theirs.get("num_ws") == mine["num_ws"]))
     where = dirs.info.get("path", "the directions")
     if same:
-        if theirs.get("weights") not in (None, mine["weights"]):  # files made before the hash carry none
+        if theirs.get("weights") not in (None, weights_hash(G)):  # files made before the hash carry none
             warn(f"{where} was found on other weights of this architecture (another run, or this one at "
                  "another step): its directions may not do what their names say here; find them again with "
                  "`ganforge directions RUN`", stacklevel=3)
