@@ -64,6 +64,19 @@ def test_eval_folder_against_itself_with_user_features(run_dir, tmp_path, monkey
     assert m["fid"] == pytest.approx(0, abs=1e-6) and m["precision"] == m["recall"] == m["coverage"] == 1.0
 
 
+def test_user_features_that_fail_are_one_line(run_dir, tmp_path, monkeypatch, capsys):
+    pngs = tmp_path / "pngs"
+    assert main(["generate", str(run_dir), "--n", "8", "--out", str(pngs)]) == 0
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "badfeats.py").write_text("def nothing():\n    return 0\n")  # takes no images
+    capsys.readouterr()
+    assert main(["eval", "--fake", str(pngs), "--real", str(pngs), "--features", "badfeats:nothing",
+                 "--metrics", "fid"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ganforge eval: error: --features badfeats:nothing failed on a batch of 8 images "
+                          "(TypeError: ") and err.endswith("and return [B, D]") and "\n" not in err
+
+
 def test_train_eval_every_logs_fid_and_keeps_the_best(tmp_path):
     from ganforge.generate.runs import load_run
     from ganforge.train.run import _saved_fid

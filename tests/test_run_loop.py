@@ -301,3 +301,15 @@ def test_a_diverged_loss_is_logged_as_strict_json_null_with_one_warning(tmp_path
     records = [json.loads(line, parse_constant=strict) for line in lines]
     assert records[1] == {"step": 2, "loss_d": None, "loss_g": None} and records[2]["loss_g"] == 1.0
     assert read_log(tmp_path / "r") == records
+
+
+def test_resuming_with_fewer_steps_than_done_is_refused_and_a_finished_run_says_so(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "digits", "--family", "dcgan", "--steps", "3", "--out", str(out), *TINY, "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--steps", "2", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == (f"ganforge train: error: --steps 2 is below the 3 steps {out} has "
+                                               "already trained: give --steps above 3 to train further")
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    assert f"resuming {out} at step 3 of 3: already done; give --steps above 3 to train further" in \
+        capsys.readouterr().out

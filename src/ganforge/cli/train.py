@@ -259,8 +259,10 @@ def _prepare(a, cfg: RunConfig, device, dist, made: list[Path]):
     if a.resume:
         run = Run.resume(a.resume, data, device=device, dist=dist, progress=not a.quiet,
                          steps=a.steps if "steps" in a.explicit else None)
+        done, steps = run.trainer.step_count, run.trainer.cfg.train.steps
         if dist.is_main:
-            print(f"resuming {a.resume} at step {run.trainer.step_count} of {run.trainer.cfg.train.steps}")
+            print(f"resuming {a.resume} at step {done} of {steps}" + (
+                f": already done; give --steps above {done} to train further" if done >= steps else ""))
         return run
     trainer = Trainer(cfg, data, device=device, dist=dist)
     if a.init:

@@ -80,7 +80,13 @@ class CallableFeatures:
 
     @torch.inference_mode()
     def __call__(self, images_u8: torch.Tensor) -> torch.Tensor:
-        out = torch.as_tensor(self.fn(to_float(images_u8)))
+        try:
+            out = torch.as_tensor(self.fn(to_float(images_u8)))
+        except Exception as e:  # the user's code: one line that says whose call failed, not a traceback
+            first = str(e).splitlines()[0] if str(e) else ""
+            raise EvalError(f"--features {self.name[7:]} failed on a batch of {images_u8.shape[0]} images "
+                            f"({type(e).__name__}: {first}): it must take float images [B, C, H, W] in [-1, 1] "
+                            "and return [B, D]") from e
         if out.dim() != 2 or out.shape[0] != images_u8.shape[0]:
             raise EvalError(f"--features {self.name[7:]} returned shape {tuple(out.shape)} for "
                             f"{images_u8.shape[0]} images: it must return [B, D]")

@@ -216,6 +216,9 @@ class Run:
         tensors, meta = load_checkpoint(check_resumable(run_dir))
         trainer = Trainer(cfg, data, device=device, dist=dist)
         trainer.load_state(tensors, meta, source=str(run_dir / CHECKPOINT_NAME))
+        if steps is not None and steps < trainer.step_count:  # before the new end is written to config.json
+            raise ConfigError(f"--steps {steps} is below the {trainer.step_count} steps {run_dir} has already "
+                              f"trained: give --steps above {trainer.step_count} to train further")
         return cls(trainer, run_dir, progress)
 
     # -------------------------------------------------------------- outputs
