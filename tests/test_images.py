@@ -30,3 +30,13 @@ def test_gif_frames_durations_and_loop(tmp_path):
 def test_unsupported_video_format(tmp_path):
     with pytest.raises(ValueError, match="unsupported video format '.avi'"):
         save_video([Image.new("L", (4, 4))], tmp_path / "x.avi")
+
+
+def test_a_video_path_that_is_a_folder_is_named_as_one(tmp_path):
+    from ganforge.errors import OutputPathError
+    from ganforge.storage.images import check_video_path
+
+    (tmp_path / "clips").mkdir()
+    with pytest.raises(OutputPathError, match=r"clips is a folder; pass a file name for the output"):
+        check_video_path(tmp_path / "clips")
+    assert check_video_path(tmp_path / "clips" / "loop.gif") == tmp_path / "clips" / "loop.gif"

@@ -17,7 +17,7 @@ VIDEO_SUFFIXES = (".gif", ".mp4")
 
 def check_video_path(path: str | Path) -> Path:
     """Fail before rendering, not after: the suffix must be .gif, or .mp4 with imageio-ffmpeg installed."""
-    path = Path(path)
+    path = check_output_file(path)  # a folder of that name, or a file above it: said as such
     suffix = path.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise OutputPathError(f"unsupported video format '{suffix}' for {path}: use .gif or .mp4")
