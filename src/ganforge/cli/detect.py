@@ -223,7 +223,7 @@ def cmd_detect(a) -> int:
         page = render(everything.names, everything.images, everything.results, det.threshold, everything.labels,
                       metrics, rel, detector_text=f"Detector: {a.detector or 'the shipped digit detector'} "
                                                   f"({det.kind}).",
-                      threshold_text="given" if a.threshold is not None else "chosen on the detector's held-out split")
+                      threshold_text=given)
         atomic_write_text(a.report, page)
     return 0
 

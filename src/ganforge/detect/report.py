@@ -83,7 +83,7 @@ def explanation(results: list[dict], spectra: dict[str, np.ndarray]) -> list[str
 def render(names: list[str], images: np.ndarray, results: list[dict], threshold: float, labels: np.ndarray,
            metrics: dict | None = None, reliability: Image.Image | None = None, title: str = "ganforge detect",
            detector_text: str = "", max_thumbs: int = 400,
-           threshold_text: str = "chosen on the detector's held-out split") -> str:
+           threshold_text: str = "calibrated on the held-out split") -> str:
     """The report page as a string (write it with storage.atomic)."""
     scale = max(1, 64 // max(1, images.shape[-1]))
     order = sorted(range(len(names)), key=lambda i: -results[i]["p_fake"])
