@@ -1,6 +1,8 @@
 import argparse
 import json
 import pickle
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -145,6 +147,38 @@ def test_stylegan3_repository_layout_of_generator_arguments():
     obj = importer.PersistentObject("Generator", "", 1, {"_init_args": (), "_init_kwargs": flat |
                                                           {"fused_modconv_default": "inference_only"}})
     assert importer.network_kwargs(obj) == SMALL_G
+
+
+class _TFNetwork:  # how the TensorFlow repositories' networks pickle: a dnnlib.tflib class with a state
+    __module__ = "dnnlib.tflib.network"
+    __qualname__ = "Network"
+
+
+def test_other_network_files_are_named_for_what_they_are(tmp_path, monkeypatch):
+    G, D, g_kwargs, d_kwargs = official_nets()
+    alias_free = {k: v for k, v in g_kwargs.items() if k != "synthesis_kwargs"} | dict(
+        channel_base=256, channel_max=16, num_layers=14, num_critical=2, first_cutoff=2, margin_size=10,
+        magnitude_ema_beta=0.999, conv_kernel=3, use_radial_filters=False)  # stylegan3's config T, flat
+    (tmp_path / "sg3.pkl").write_bytes(official_style_pickle({"G_ema": G, "D": D}, {id(G): alias_free, id(D): d_kwargs},
+                                                             monkeypatch, "x"))
+    monkeypatch.undo()
+    torch.save(G.state_dict(), tmp_path / "weights.pt")
+    tf_net = _TFNetwork.__new__(_TFNetwork)
+    tf_net.__dict__.update(name="G", build_module_src="import os")
+    for mod in ("dnnlib", "dnnlib.tflib", "dnnlib.tflib.network"):
+        monkeypatch.setitem(sys.modules, mod, types.ModuleType(mod))
+    sys.modules["dnnlib.tflib.network"].Network = _TFNetwork
+    (tmp_path / "tf.pkl").write_bytes(pickle.dumps((tf_net, tf_net, tf_net)))
+    monkeypatch.undo()
+    expected = {"sg3.pkl": "sg3.pkl: it is a StyleGAN3 (alias-free) generator (first_cutoff=...)",
+                "weights.pt": "weights.pt: it is a zip archive, as torch.save writes, not a network pickle",
+                "tf.pkl": "tf.pkl: it is a TensorFlow StyleGAN pickle (dnnlib.tflib), which holds code to run: "
+                          "convert it with stylegan2-ada-pytorch's legacy.py first"}
+    for name, start in expected.items():
+        with pytest.raises(StyleGANError) as e:
+            import_stylegan(tmp_path / name, tmp_path / "run")
+        assert str(e.value).startswith(start) and "\n" not in str(e.value)
+    assert not (tmp_path / "run").exists()
 
 
 # ----------------------------------------------------------------- truncation in w space

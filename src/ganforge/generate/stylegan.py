@@ -57,6 +57,8 @@ def import_stylegan(pkl_path: str | Path, out_dir: str | Path) -> Path:
         raise StyleGANError(f"{out} already holds a run: choose another --out")
     try:
         data = importer.load_pickle(pkl)
+    except importer.ForeignFileError as e:
+        raise StyleGANError(f"{pkl.name}: {_one_line(e)}") from e
     except importer.UnsafePickleError as e:
         raise UnsafeNetworkPickle(f"{pkl.name}: {_one_line(e)}") from e
     except Exception as e:  # untrusted bytes: any parse failure means "not a network pickle"
@@ -71,6 +73,8 @@ def import_stylegan(pkl_path: str | Path, out_dir: str | Path) -> Path:
         try:
             kwargs[name] = importer.network_kwargs(data[name])
             nets[name] = importer.build_network(data[name])
+        except importer.ForeignFileError as e:
+            raise StyleGANError(f"{pkl.name}: {_one_line(e)}") from e
         except (ValueError, TypeError) as e:
             raise StyleGANError(f"{pkl.name}: cannot rebuild its {name}: {_one_line(e)}") from e
     if "G" in kwargs and "G_ema" in kwargs and kwargs["G"] != kwargs["G_ema"]:

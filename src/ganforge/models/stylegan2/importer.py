@@ -176,12 +176,37 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickleError("refusing a persistent id in the pickle: official network pickles have none")
 
 
+class ForeignFileError(ValueError):
+    """The file is a known kind of network file, but not one this importer reads."""
+
+
+def _check_not_zip(f: BinaryIO) -> None:
+    start = f.tell()
+    head = f.read(4)
+    f.seek(start)
+    if head == b"PK\x03\x04":
+        raise ForeignFileError("it is a zip archive, as torch.save writes, not a network pickle: pass the .pkl that "
+                               "stylegan2-ada-pytorch (or stylegan3) saves")
+
+
+def _load(f: BinaryIO) -> Any:
+    _check_not_zip(f)
+    try:
+        return RestrictedUnpickler(f).load()
+    except UnsafePickleError as e:
+        if "'dnnlib.tflib" in str(e):  # the TensorFlow repositories' networks pickle as dnnlib.tflib objects
+            raise ForeignFileError("it is a TensorFlow StyleGAN pickle (dnnlib.tflib), which holds code to run: "
+                                   "convert it with stylegan2-ada-pytorch's legacy.py first, then import the "
+                                   "PyTorch .pkl") from None
+        raise
+
+
 def load_pickle(source: str | Path | BinaryIO) -> Any:
     """Unpickle ``source`` (a path or binary file) with the restricted unpickler."""
     if isinstance(source, (str, Path)):
         with open(source, "rb") as f:
-            return RestrictedUnpickler(f).load()
-    return RestrictedUnpickler(source).load()
+            return _load(f)
+    return _load(source)
 
 
 NETWORK_CLASSES = {"Generator": Generator, "Discriminator": Discriminator}
@@ -190,6 +215,9 @@ NETWORK_CLASSES = {"Generator": Generator, "Discriminator": Discriminator}
 # The stylegan3 repository's StyleGAN2 Generator takes the synthesis arguments flat (``**synthesis_kwargs``)
 # plus ``fused_modconv_default``; ours decides fusing by train/eval mode, as its 'inference_only' does.
 DROPPED_KWARGS = ("fused_modconv_default",)
+# Arguments only the stylegan3 repository's alias-free generators (configs T and R) take.
+STYLEGAN3_KWARGS = {"num_critical", "first_cutoff", "first_stopband", "last_stopband_rel", "margin_size",
+                    "magnitude_ema_beta", "use_radial_filters", "lrelu_upsampling"}
 
 
 def network_kwargs(obj: PersistentObject) -> dict:
@@ -204,6 +232,11 @@ def network_kwargs(obj: PersistentObject) -> dict:
         raise ValueError(f"the pickle's {obj.class_name} has unexpected constructor arguments ({e})") from None
     if cls is Generator:
         known = set(inspect.signature(cls).parameters)
+        alias_free = STYLEGAN3_KWARGS & (set(kwargs) | set(kwargs.get("synthesis_kwargs") or {}))
+        if alias_free:
+            raise ForeignFileError(f"it is a StyleGAN3 (alias-free) generator ({sorted(alias_free)[0]}=...), "
+                                   "which ganforge does not build: import StyleGAN2 networks, such as "
+                                   "stylegan3's --cfg=stylegan2 or stylegan2-ada-pytorch's")
         flat = {k: kwargs.pop(k) for k in list(kwargs) if k not in known}
         kwargs["synthesis_kwargs"] = dict(kwargs.get("synthesis_kwargs") or {}) | flat
         for k in DROPPED_KWARGS:
