@@ -1,4 +1,5 @@
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -68,9 +69,16 @@ def test_save_killed_midway_leaves_a_loadable_checkpoint(tmp_path):
 
 def test_foreign_and_truncated_files_are_clear_errors(tmp_path):
     junk = tmp_path / "junk.safetensors"
-    junk.write_bytes(os.urandom(300))
+    junk.write_bytes(b"\0" + os.urandom(299))  # the leading zero: never a pickle's protocol mark
     with pytest.raises(CheckpointError, match="not a readable ganforge checkpoint"):
         load_checkpoint(junk)
+    for name in ("network-snapshot.pkl", "net.bin"):  # an official network pickle passed as a run
+        (tmp_path / name).write_bytes(pickle.dumps({"G_ema": None}, protocol=4))
+        with pytest.raises(CheckpointError) as e:
+            load_checkpoint(tmp_path / name)
+        assert str(e.value) == (f"{tmp_path / name} is a pickle, not a ganforge checkpoint: import an official "
+                                f"StyleGAN2 network with `ganforge import-stylegan {tmp_path / name} --out RUN`, "
+                                "then pass RUN")
     other = tmp_path / "other.safetensors"
     save_file({"w": torch.zeros(2)}, str(other))
     with pytest.raises(CheckpointError, match="not a ganforge checkpoint"):

@@ -42,6 +42,7 @@ def resolve(path: str | Path) -> Path:
 def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Read a checkpoint; raise CheckpointError naming the problem for foreign or damaged files."""
     path = resolve(path)
+    _refuse_pickle(path)
     try:
         tensors = load_file(str(path))
         with open(path, "rb") as f:
@@ -54,6 +55,18 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if int(md.get("format_version", 0)) > FORMAT_VERSION:
         raise CheckpointError(f"{path} was written by a newer ganforge; upgrade ganforge to read it")
     return tensors, json.loads(md["meta"])
+
+
+def _refuse_pickle(path: Path) -> None:
+    """An official network pickle passed where a run goes: say how to turn it into one."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        return  # load_file reports it
+    if path.suffix == ".pkl" or (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5):  # pickle protocol 2-5
+        raise CheckpointError(f"{path} is a pickle, not a ganforge checkpoint: import an official StyleGAN2 "
+                              f"network with `ganforge import-stylegan {path} --out RUN`, then pass RUN")
 
 
 def _read_header(f) -> dict[str, Any]:
