@@ -313,3 +313,26 @@ def test_resuming_with_fewer_steps_than_done_is_refused_and_a_finished_run_says_
     assert main(["train", "--resume", str(out), "--quiet"]) == 0
     assert f"resuming {out} at step 3 of 3: already done; give --steps above 3 to train further" in \
         capsys.readouterr().out
+
+
+def test_resume_takes_a_run_s_own_files_and_refuses_a_missing_checkpoint_before_loading(tmp_path, capsys,
+                                                                                         monkeypatch):
+    out = tmp_path / "run"
+    assert main(["train", "digits", "--family", "dcgan", "--steps", "2", "--out", str(out), *TINY, "--quiet"]) == 0
+    capsys.readouterr()
+    for name in ("config.json", "checkpoint.safetensors"):
+        assert main(["train", "--resume", str(out / name), "--quiet"]) == 0
+        assert f"resuming {out} at step 2 of 2: already done" in capsys.readouterr().out
+    import ganforge.data
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data loaded before the checkpoint was checked")
+
+    monkeypatch.setattr(ganforge.data, "load_dataset", no_data)
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "settings.json").write_text((out / "config.json").read_text())
+    assert main(["train", "--resume", str(copy / "settings.json"), "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == (f"ganforge train: error: {copy / 'settings.json'} is a file: pass "
+                                               "the run directory that holds its config.json and "
+                                               "checkpoint.safetensors")

@@ -162,13 +162,14 @@ def cmd_train(a) -> int:
     from ganforge.devices import resolve_device
     from ganforge.train import distributed
     from ganforge.train.presets import GPU_PRESETS
-    from ganforge.train.run import Interrupted, check_config, check_resumable
+    from ganforge.train.run import Interrupted, check_config, check_resumable, run_dir_of
 
     if a.resume and (a.init or a.preset or a.config):
         from ganforge.errors import ConfigError
 
         raise ConfigError("--resume continues a run with its own config: drop --init, --preset and --config")
     if a.resume:
+        a.resume = str(run_dir_of(a.resume))  # RUN/config.json or RUN/checkpoint.safetensors name RUN too
         cfg = RunConfig.load(a.resume)
         check_resumable(a.resume)
     else:

@@ -134,13 +134,26 @@ def _require_tensorboard() -> None:
     require("tensorboard", "--tensorboard", "pip install tensorboard (ganforge's 'tensorboard' extra)")
 
 
+def run_dir_of(path: str | Path) -> Path:
+    """A run directory, also when given as one of its own files (its config.json or checkpoint)."""
+    path = Path(path)
+    if path.is_file() and path.name in ("config.json", CHECKPOINT_NAME, LOG_NAME):
+        return path.parent
+    return path
+
+
 def check_resumable(run_dir: str | Path) -> Path:
     """The checkpoint of a run to resume; a one-line error for a run that never saved one."""
     run_dir = Path(run_dir)
     path = run_dir / CHECKPOINT_NAME
+    if run_dir.is_file():
+        raise CheckpointError(f"{run_dir} is a file: pass the run directory that holds its config.json and "
+                              f"{CHECKPOINT_NAME}")
     if run_dir.is_dir() and (run_dir / "config.json").is_file() and not path.exists():
         raise CheckpointError(f"{run_dir} never saved a checkpoint (it was stopped before its first one), so it "
                               f"cannot be resumed: start it again, e.g. ganforge train --config {run_dir}/config.json")
+    if not path.is_file():  # before any data is loaded
+        raise CheckpointError(f"no checkpoint at {path}: pass a run directory made by `ganforge train`")
     return path
 
 
@@ -209,7 +222,7 @@ class Run:
     def resume(cls, run_dir: str | Path, data: ImageDataset, device=None, dist=None, progress=True,
                steps: int | None = None) -> Run:
         """Continue a run from its checkpoint; ``steps`` moves its end (e.g. to train longer)."""
-        run_dir = Path(run_dir)
+        run_dir = run_dir_of(run_dir)
         cfg = RunConfig.load(run_dir)
         if steps is not None:
             cfg.train.steps = steps

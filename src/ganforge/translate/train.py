@@ -35,7 +35,7 @@ from ganforge.storage.checkpoint import (
 from ganforge.storage.images import auto_upscale, grid, save_image
 from ganforge.train.distributed import DistInfo
 from ganforge.train.losses import get_loss
-from ganforge.train.run import Run, check_resumable
+from ganforge.train.run import Run, check_resumable, run_dir_of
 from ganforge.train.trainer import OPTIMIZERS, load_loop_state, loop_state, validate
 from ganforge.translate.data import Pairs, Task, crop_flip, load_pairs
 
@@ -281,7 +281,7 @@ class TranslationRun(Run):
     @classmethod
     def resume(cls, run_dir: str | Path, train: Pairs, test: Pairs, device=None, progress: bool = True,
                steps: int | None = None) -> TranslationRun:
-        run_dir = Path(run_dir)
+        run_dir = run_dir_of(run_dir)
         cfg = RunConfig.load(run_dir)
         if steps is not None:
             cfg.train.steps = steps
