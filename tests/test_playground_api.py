@@ -134,7 +134,11 @@ def test_bad_setups_are_400_with_one_line(client, change, message):
 def test_a_huge_layer_is_refused_before_anything_is_built(client):
     huge = {**TINY, "g_layers": [{"type": "fc", "out": 10**9}, *TINY_G]}
     err = client.post("/api/check" + Q, json={"setup": huge}).json()["errors"][0]
-    assert err["index"] == 0 and "over 4194304 values per example" in err["error"]
+    assert err["index"] == 0 and "'out' must be a positive integer up to 4,194,304, got 1000000000" in err["error"]
+    wide = {**TINY, "g_layers": [{"type": "fc", "out": 4096}, {"type": "reshape", "shape": [1, 64, 64]},
+                                 {"type": "upsample", "scale": 64}, {"type": "tanh"}]}
+    err = client.post("/api/check" + Q, json={"setup": wide}).json()["errors"][0]
+    assert err["index"] == 2 and "over 4194304 values per example" in err["error"]
 
 
 # ---------------------------------------------------------------------- token
@@ -489,3 +493,79 @@ def test_open_starts_the_browser_on_the_url_with_the_token(monkeypatch, capsys, 
     url = out.split()[-1]
     assert opened == [url] and url.startswith("http://0.0.0.0:") and "/?token=" in url
     assert err.count("\n") == 1 and "0.0.0.0 is not a loopback address" in err
+
+
+def test_hostile_json_gets_a_400_naming_the_problem(client):
+    def refusal(body: bytes, path="/api/check"):
+        r = client.post(path + Q, content=body)
+        assert r.status_code == 400, r.text
+        return r.json()["error"]
+
+    deep = b'{"setup": ' + b'{"a": ' * 100_000 + b"1" + b"}" * 100_001
+    assert refusal(deep) == "the request body nests too deeply (more than 32 levels): send a JSON object"
+    assert refusal(b'{"setup": {"g_layers": ' + b"[" * 50 + b"]" * 50 + b"}}").startswith(
+        "the request body nests too deeply")
+    big = b'{"setup": {"batch_size": ' + b"9" * 5000 + b"}}"
+    for path in ("/api/check", "/api/sessions"):
+        assert refusal(big, path).startswith("the request body holds a value Python cannot read (Exceeds the limit")
+    long = client.post("/api/check" + Q, json={"setup": {**TINY, "batch_size": 10**4000}})
+    assert long.status_code == 400 and len(long.json()["error"]) < 200
+    for setup, start in (({"loss": ["ns"]}, "loss ['ns'] is not one of"),
+                         ({"g": {"opt": ["adam"]}}, "g.opt ['adam'] is not an optimizer"),
+                         ({"mode": {"a": 1}}, "mode must be 'images' or '2d', got {'a': 1}")):
+        r = client.post("/api/check" + Q, json={"setup": {**TINY, **setup}})
+        assert r.status_code == 400 and r.json()["error"].startswith(start), r.text
+    for bad_type in (["fc"], {"a": 1}):
+        r = client.post("/api/check" + Q, json={"setup": {**TINY, "g_layers": [{"type": bad_type}]}})
+        assert r.status_code == 200 and r.json()["errors"][0]["error"].startswith(
+            f"generator layer 0: unknown type {bad_type!r}; valid types: fc, conv"), r.text
+
+
+def test_a_kernel_too_large_to_count_is_refused_in_the_layer(client):
+    huge = [{"type": "conv", "out": 4, "kernel": 10**20, "padding": "same"}, {"type": "flatten"},
+            {"type": "fc", "out": 1}]
+    r = client.post("/api/check" + Q, json={"setup": {**TINY, "d_layers": huge}})
+    assert r.status_code == 200
+    assert r.json()["errors"][0]["error"] == ("discriminator layer 0 (conv): 'kernel' must be a positive integer up "
+                                             "to 256, got 100000000000000000000")
+
+
+def test_export_refuses_a_hidden_name(client):
+    sid = client.post("/api/sessions" + Q, json={"setup": TINY}).json()["id"]
+    r = client.post(f"/api/sessions/{sid}/export" + Q, json={"name": ".hidden"})
+    assert r.status_code == 400 and "not starting with '.'" in r.json()["error"]
+
+
+def test_a_bug_in_a_route_is_a_json_500_and_the_server_goes_on(tmp_path, monkeypatch):
+    import ganforge.playground.app as app_module
+
+    def broken(*args, **kwargs):
+        raise KeyError("boom")
+
+    monkeypatch.setattr(app_module, "meta_info", broken)
+    with TestClient(create_app(tmp_path / "runs", token=TOKEN), raise_server_exceptions=False) as c:
+        r = c.get("/api/meta" + Q)
+        assert r.status_code == 500 and r.json() == {"error": "internal error (KeyError) on /api/meta: the server "
+                                                              "goes on; please report it with the setup that caused it"}
+        assert c.post("/api/check" + Q, json={"setup": TINY}).status_code == 200
+
+
+def test_a_loopback_server_answers_only_its_own_host_names(tmp_path):
+    from ganforge.playground.security import loopback_names
+
+    app = create_app(tmp_path / "runs", token=TOKEN, hosts=loopback_names("127.0.0.1"))
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        assert c.get("/api/meta" + Q).status_code == 200
+        assert c.get("/api/meta" + Q, headers={"Host": "localhost:8123"}).status_code == 200
+        assert c.get("/api/meta" + Q, headers={"Host": "[::1]:8000"}).status_code == 200
+        r = c.get("/", headers={"Host": "evil.example:8000"})
+        assert r.status_code == 400 and r.json()["error"].startswith(
+            "this server answers only as 127.0.0.1, [127.0.0.1], [::1], localhost, not host evil.example")
+
+
+def test_a_closing_tab_s_beacon_ends_its_session(client):
+    sid = client.post("/api/sessions" + Q, json={"setup": TINY}).json()["id"]
+    assert client.post(f"/api/sessions/{sid}/close{Q}").status_code == 204  # what navigator.sendBeacon sends
+    assert client.get(f"/api/sessions/{sid}/state{Q}").status_code == 404
+    assert client.post(f"/api/sessions/{sid}/close{Q}").status_code == 404
+    assert client.post(f"/api/sessions/{sid}/close").status_code == 403  # the token is still needed

@@ -377,8 +377,10 @@ def test_points_drawn_with_the_mouse_or_pasted_become_the_2d_data(server, browse
     ActionChains(browser).move_to_element_with_offset(by_id(browser, "heatmap"), -80, 0).click_and_hold() \
         .move_by_offset(40, 20).move_by_offset(40, 20).move_by_offset(40, -40).release().perform()
     wait(browser, lambda d: by_id(d, "dist").get_attribute("value") == "drawn")
-    drawn = browser.execute_script("return JSON.parse(atob(location.hash.slice(7).replace(/-/g, '+')"
-                                   ".replace(/_/g, '/'))).data2d")
+    hash_setup = ("return JSON.parse(atob(location.hash.slice(7).replace(/-/g, '+').replace(/_/g, '/')))"
+                  ".data2d")  # the hash is written at most twice a second: wait for the last of the drag
+    wait(browser, lambda d: f"{len(d.execute_script(hash_setup)['points'])} points" == by_id(d, "drawn-count").text)
+    drawn = browser.execute_script(hash_setup)
     assert drawn["distribution"] == "drawn" and len(drawn["points"]) >= 4
     assert by_id(browser, "drawn-count").text == f"{len(drawn['points'])} points"
     assert all(-10 < x < 10 and -10 < y < 10 for x, y in drawn["points"])
@@ -398,3 +400,41 @@ def test_g_step_and_reset(server, browser):
     wait(browser, lambda d: step_count(d) == 2, message="STEP did not make one more step")
     click(browser, "btn-reset")
     wait(browser, lambda d: step_count(d) == 0 and server_state(d).get("step") == 0, message="RESET kept the steps")
+
+
+def test_a_browser_that_rations_url_writes_still_gets_every_edit(server, browser):
+    # Safari throws after about 100 history.replaceState calls in 30 s; emulate that limit (at 20) and make
+    # 200 edits in a burst, as a drag on the drawing plane does.
+    open_page(browser, server, TINY)
+    calls = browser.execute_script("""
+        let n = 0;
+        const real = history.replaceState.bind(history);
+        history.replaceState = (...args) => { n += 1; if (n > 20) throw new DOMException("rate", "SecurityError");
+                                              return real(...args); };
+        window.__replaceStateCalls = () => n;
+        const seed = document.getElementById("seed");
+        for (let i = 1; i <= 200; i++) { seed.value = String(i); seed.dispatchEvent(new Event("input")); }
+        return n;""")
+    assert calls <= 2  # at most the first write of the burst, and none in the loop after it
+    decode = "return JSON.parse(atob(arguments[0].split('#setup=')[1].replace(/-/g, '+').replace(/_/g, '/'))).seed"
+    assert browser.execute_script(decode, by_id(browser, "share-link").get_attribute("href")) == 200
+    wait(browser, lambda d: d.execute_script(decode, d.execute_script("return location.hash")) == 200,
+         message="the URL missed the last edit")
+    assert browser.execute_script("return window.__replaceStateCalls()") <= 3
+    assert by_id(browser, "btn-train").is_enabled()
+
+
+def test_leaving_the_page_ends_its_session_on_the_server(server, browser):
+    import httpx
+
+    open_page(browser, server, TINY)
+    click(browser, "btn-step")
+    wait(browser, lambda d: d.execute_script("return document.body.dataset.session"), message="no session")
+    sid = browser.execute_script("return document.body.dataset.session")
+    state = f"{server['base']}/api/sessions/{sid}/state?token={TOKEN}"
+    assert httpx.get(state).status_code == 200
+    browser.get("about:blank")  # pagehide: the page's beacon closes the session
+    deadline = time.monotonic() + 10
+    while httpx.get(state).status_code != 404:
+        assert time.monotonic() < deadline, "the session outlived its page"
+        time.sleep(0.1)

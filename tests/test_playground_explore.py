@@ -296,7 +296,13 @@ def test_bodies_are_small_and_messages_one_line(client):
         "unknown class 'a\\nb'")
     assert error(client.post("/api/explore", json={"run": "x\ny"}), 404) == (
         "no run 'x\\ny' in the runs folder: pick one that GET /api/runs lists")
-    assert error(client.post("/api/explore", content=b"{nope")) == "the body must be a JSON object"
+    assert error(client.post("/api/explore", content=b"{nope")) == (
+        "the request body is not JSON (Expecting property name enclosed in double quotes): send a JSON object")
+    deep = b"[" * 30_000 + b"]" * 30_000
+    assert error(client.post("/api/explore", content=deep)) == (
+        "the request body nests too deeply (more than 32 levels): send a JSON object")
+    assert error(client.post("/api/explore", content=b'{"run": ' + b"[" * 40 + b"]" * 40 + b"}")).startswith(
+        "the request body nests too deeply")
 
 
 def test_render_rejects_bad_values_in_plain_python(runs_dir):

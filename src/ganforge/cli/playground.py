@@ -54,7 +54,9 @@ def cmd_playground(a) -> int:
     from ganforge.playground.app import create_app
 
     set_cpu_threads()  # as `ganforge train` does
-    app = create_app(a.runs)
+    from ganforge.playground.security import is_loopback, loopback_names
+
+    app = create_app(a.runs, hosts=loopback_names(a.host) if is_loopback(a.host) else None)
     family = socket.AF_INET6 if ":" in a.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

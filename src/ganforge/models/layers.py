@@ -36,6 +36,8 @@ PARAMS: dict[str, dict[str, Any]] = {
     "reshape": {"shape": _REQ}, "flatten": {}, "dropout": {"p": 0.5},
 }
 _POSITIVE = {"out", "kernel", "stride", "size", "scale"}
+# Upper bounds that keep every layer's parameter count and output size within what torch can index.
+_MAX = {"out": 1 << 22, "kernel": 256, "stride": 256, "size": 256, "scale": 256}
 
 
 def default_g_layers(img_shape, z_dim: int, width: int = 64) -> list[dict[str, Any]]:
@@ -62,12 +64,18 @@ def _fmt(shape) -> str:
     return "[" + ", ".join(["B", *map(str, shape)]) + "]"
 
 
+def shown(v: Any, width: int = 60) -> str:
+    """A value from the user as a message quotes it: its repr, cut to ``width`` characters."""
+    text = repr(v)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
 def _check_param(where: str, name: str, v: Any, t: str) -> None:
     is_int = isinstance(v, int) and not isinstance(v, bool)
     is_num = isinstance(v, (int, float)) and not isinstance(v, bool)
     bad = None
-    if name in _POSITIVE and not (is_int and v > 0):
-        bad = "a positive integer"
+    if name in _POSITIVE and not (is_int and 0 < v <= _MAX[name]):
+        bad = f"a positive integer up to {_MAX[name]:,}"
     elif name == "padding" and not ((is_int and v >= 0) or (t == "conv" and v == "same")):
         bad = "a non-negative integer" + (' or "same"' if t == "conv" else "")
     elif name == "slope" and not (is_num and v >= 0):
@@ -80,7 +88,7 @@ def _check_param(where: str, name: str, v: Any, t: str) -> None:
                                   all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in v)):
         bad = "a non-empty list of positive integers (without the batch dimension)"
     if bad:
-        raise ConfigError(f"{where}: '{name}' must be {bad}, got {v!r}")
+        raise ConfigError(f"{where}: '{name}' must be {bad}, got {shown(v)}")
 
 
 def _out_shape(where: str, t: str, p: dict[str, Any], shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -129,8 +137,8 @@ def _plan(layers, in_shape, net: str) -> list[tuple[str, dict[str, Any], tuple, 
     shape, plan = tuple(in_shape), []
     for i, spec in enumerate(layers):
         t = spec.get("type") if isinstance(spec, dict) else None
-        if t not in PARAMS:
-            what = f"unknown type {t!r}" if isinstance(spec, dict) else f"must be an object, got {spec!r}"
+        if not isinstance(t, str) or t not in PARAMS:
+            what = f"unknown type {shown(t)}" if isinstance(spec, dict) else f"must be an object, got {shown(spec)}"
             raise ConfigError(f"{net} layer {i}: {what}; valid types: {', '.join(PARAMS)}")
         where = f"{net} layer {i} ({t})"
         unknown = sorted(set(spec) - set(PARAMS[t]) - {"type"})

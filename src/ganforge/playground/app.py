@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ganforge.errors import GanforgeError
-from ganforge.playground.security import Limits, new_token, require_token
+from ganforge.playground.security import BadJSON, HostCheck, Limits, new_token, parse_json, require_token
 from ganforge.playground.sessions import LimitError, Session, Sessions
 from ganforge.playground.setup import check, meta_info, parse_setup
 
@@ -48,10 +48,9 @@ async def _body(request: Request) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
-        obj = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise HTTPException(400, f"the request body is not JSON ({e.msg if hasattr(e, 'msg') else e}): "
-                                 "send a JSON object") from None
+        obj = parse_json(raw)
+    except BadJSON as e:
+        raise HTTPException(400, f"{e}: send a JSON object") from None
     if not isinstance(obj, dict):
         raise HTTPException(400, f"the request body must be a JSON object, got {type(obj).__name__}")
     return obj
@@ -181,9 +180,10 @@ def _api(app: FastAPI) -> APIRouter:
         session = _session(request, sid)
         body = await _body(request)
         name = body.get("name") or f"playground-{sid}"
-        if not isinstance(name, str) or not NAME.fullmatch(name) or set(name) == {"."}:
-            raise HTTPException(400, f"run name {name!r} must be 1 to 64 letters, digits, '.', '_' or '-' "
-                                     "(and not only dots)")
+        if not isinstance(name, str) or not NAME.fullmatch(name) or name.startswith("."):
+            raise HTTPException(400, f"run name {repr(name)[:70]} must be 1 to 64 letters, digits, '.', '_' "
+                                     "or '-', not starting with '.' (the explore view does not list hidden "
+                                     "folders)")
         path = await run_in_threadpool(session.export, app.state.runs_dir, name)
         return {"run": str(path), "name": path.name}
 
@@ -192,6 +192,9 @@ def _api(app: FastAPI) -> APIRouter:
         if not app.state.sessions.remove(sid):
             raise HTTPException(404, f"no session {sid!r}: it was closed or left idle already")
         return Response(status_code=204)
+
+    # The same as DELETE, for navigator.sendBeacon (POST only), which a closing tab can still send.
+    api.post("/sessions/{sid}/close", status_code=204)(delete)
 
     return api
 
@@ -209,9 +212,11 @@ def _extra_routers() -> list[APIRouter]:
     return routers
 
 
-def create_app(runs_dir: str | Path = "runs", token: str | None = None, limits: Limits | None = None) -> FastAPI:
+def create_app(runs_dir: str | Path = "runs", token: str | None = None, limits: Limits | None = None,
+               hosts: set[str] | None = None) -> FastAPI:
     """The playground app. ``token`` (random when None) guards every /api call; ``limits`` bound sessions,
-    model sizes, batch sizes and uploads; ``runs_dir`` is where exports go and runs are explored from."""
+    model sizes, batch sizes and uploads; ``runs_dir`` is where exports go and runs are explored from;
+    ``hosts``, when given, are the only Host header names answered (see :class:`HostCheck`)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -258,6 +263,11 @@ def create_app(runs_dir: str | Path = "runs", token: str | None = None, limits: 
     async def ganforge_error(request: Request, exc: GanforgeError):
         return _error(400, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception):  # a bug: still one JSON line for the page
+        return _error(500, f"internal error ({type(exc).__name__}) on {request.url.path}: the server goes on; "
+                           "please report it with the setup that caused it")
+
     app.include_router(_api(app))
     for router in _extra_routers():
         app.include_router(router)
@@ -268,4 +278,6 @@ def create_app(runs_dir: str | Path = "runs", token: str | None = None, limits: 
 
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    if hosts:
+        app.add_middleware(HostCheck, hosts=hosts)
     return app

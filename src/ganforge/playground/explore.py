@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import math
 import re
 import threading
@@ -50,7 +49,7 @@ from ganforge.errors import GanforgeError, GenerateError
 from ganforge.generate.runs import load_run
 from ganforge.generate.sampling import classes, generate, slerp, truncates_in_w
 from ganforge.generate.stylegan import seed_latents, synthesize
-from ganforge.playground.security import require_token
+from ganforge.playground.security import BadJSON, parse_json, require_token
 from ganforge.storage.checkpoint import CHECKPOINT_NAME
 from ganforge.storage.images import grid
 
@@ -458,9 +457,9 @@ async def _json_object(request: Request) -> dict:
         if len(raw) > MAX_BODY_BYTES:
             raise BodyTooLarge(f"the request body is over {MAX_BODY_BYTES} bytes: send only the render controls")
     try:
-        body = json.loads(raw)
-    except ValueError:
-        raise GenerateError("the body must be a JSON object") from None
+        body = parse_json(bytes(raw))
+    except BadJSON as e:
+        raise GenerateError(f"{e}: send a JSON object") from None
     if not isinstance(body, dict):
         raise GenerateError("the body must be a JSON object")
     return body
@@ -483,6 +482,7 @@ def make_router() -> APIRouter:
 
     @router.post("/api/explore")
     async def explore(request: Request):
+        body: dict = {}
         try:
             body = await _json_object(request)
             if set(body) != {"run"}:
@@ -499,7 +499,8 @@ def make_router() -> APIRouter:
         except (OSError, ValueError, RuntimeError, KeyError, TypeError) as e:
             # a run folder edited by hand or written by another tool: say so instead of failing the server
             reason = " ".join(str(e).split())[:200] or type(e).__name__
-            return _error(f"run '{clip(body['run'], 64)}' cannot be loaded ({reason}): train or export it again")
+            name = clip(body.get("run", ""), 64)
+            return _error(f"run '{name}' cannot be loaded ({reason}): train or export it again")
         store = _explorers(request.app)
         with _STATE_LOCK:  # ids are never reused: a page holding a closed id gets a 404, not another run
             number = getattr(request.app.state, "explore_count", 0) + 1

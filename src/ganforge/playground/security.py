@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import secrets
 from dataclasses import asdict, dataclass
 
@@ -46,3 +47,64 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+MAX_JSON_DEPTH = 32  # a setup nests four levels; anything far deeper is not one
+
+
+class BadJSON(ValueError):
+    """A request body that is not usable JSON; the message says why."""
+
+
+def parse_json(raw: bytes) -> object:
+    """``raw`` as JSON, or BadJSON for text that is not JSON, nests over MAX_JSON_DEPTH or holds a number
+    too long for Python to read (instead of the RecursionError or ValueError json.loads would raise)."""
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise BadJSON(f"the request body is not JSON ({e.msg})") from None
+    except UnicodeDecodeError:
+        raise BadJSON("the request body is not JSON (it is not UTF-8 text)") from None
+    except RecursionError:
+        raise BadJSON(f"the request body nests too deeply (more than {MAX_JSON_DEPTH} levels)") from None
+    except ValueError as e:  # e.g. an integer of thousands of digits
+        raise BadJSON(f"the request body holds a value Python cannot read ({str(e).split(':')[0]})") from None
+    stack = [(obj, 1)]
+    while stack:  # iterative: a deep body must not exhaust the stack here either
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise BadJSON(f"the request body nests too deeply (more than {MAX_JSON_DEPTH} levels)")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return obj
+
+
+def loopback_names(host: str) -> set[str]:
+    """The Host header names a browser on this machine uses for a server bound to loopback ``host``."""
+    bare = host.strip("[]").lower()
+    return {"localhost", "127.0.0.1", "[::1]", bare, f"[{bare}]"}
+
+
+class HostCheck:
+    """ASGI middleware: answer only requests whose Host header is one of ``hosts`` (port ignored).
+
+    A page on another site can point its own host name at 127.0.0.1 (DNS rebinding) and then talk to this
+    server as same-origin; the token already stops it, and checking the name closes the door twice."""
+
+    def __init__(self, app, hosts: set[str]):
+        self.app, self.hosts = app, {h.lower() for h in hosts}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1").strip().lower()
+            name = host if host.endswith("]") else host.rsplit(":", 1)[0]
+            if name not in self.hosts:
+                from fastapi.responses import JSONResponse
+
+                shown = "".join(c for c in name if c.isprintable())[:60] or "(none)"
+                response = JSONResponse({"error": f"this server answers only as {', '.join(sorted(self.hosts))}, "
+                                                  f"not host {shown}: open the URL that `ganforge playground` "
+                                                  "printed"}, status_code=400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

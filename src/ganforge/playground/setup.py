@@ -19,7 +19,7 @@ import torch
 from ganforge.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from ganforge.data import ImageDataset, builtin_datasets, load_dataset
 from ganforge.errors import ConfigError
-from ganforge.models.layers import PARAMS, build_body, default_d_layers, default_g_layers, layer_shapes
+from ganforge.models.layers import PARAMS, build_body, default_d_layers, default_g_layers, layer_shapes, shown
 from ganforge.train.losses import LOSSES
 from ganforge.train.trainer import NORMALIZE
 
@@ -124,7 +124,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 def _int(d: dict, key: str, lo: int, hi: int, what: str | None = None) -> int:
     v = d[key]
     if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise ConfigError(f"{what or key} must be a whole number from {lo} to {hi}, got {v!r}")
+        raise ConfigError(f"{what or key} must be a whole number from {lo} to {hi}, got {shown(v)}")
     return v
 
 
@@ -133,20 +133,20 @@ def _num(v: Any, name: str, lo: float, hi: float, lo_open: bool = False, hi_open
     ok = ok and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
     if not ok:
         lb, rb = "(" if lo_open else "[", ")" if hi_open else "]"
-        raise ConfigError(f"{name} must be a number in {lb}{lo}, {hi}{rb}, got {v!r}")
+        raise ConfigError(f"{name} must be a number in {lb}{lo}, {hi}{rb}, got {shown(v)}")
     return float(v)
 
 
 def _net_options(v: Any, name: str) -> NetOptions:
     if not isinstance(v, dict):
-        raise ConfigError(f"{name} must be an object like {{\"opt\": \"adam\", \"lr\": 0.0002}}, got {v!r}")
+        raise ConfigError(f"{name} must be an object like {{\"opt\": \"adam\", \"lr\": 0.0002}}, got {shown(v)}")
     opt = v.get("opt", "adam")
-    if opt not in OPTIMIZER_FIELDS:
-        raise ConfigError(f"{name}.opt {opt!r} is not an optimizer; choose {', '.join(OPTIMIZER_FIELDS)}")
+    if not isinstance(opt, str) or opt not in OPTIMIZER_FIELDS:
+        raise ConfigError(f"{name}.opt {shown(opt)} is not an optimizer; choose {', '.join(OPTIMIZER_FIELDS)}")
     lr = _num(v.get("lr", 2e-4), f"{name}.lr", 0, 10, lo_open=True, hi_open=False)
     betas = v.get("betas", [0.5, 0.999])
     if not isinstance(betas, (list, tuple)) or len(betas) != 2:
-        raise ConfigError(f"{name}.betas must be two numbers in [0, 1), got {betas!r}")
+        raise ConfigError(f"{name}.betas must be two numbers in [0, 1), got {shown(betas)}")
     betas = tuple(_num(b, f"{name}.betas", 0, 1) for b in betas)
     momentum = _num(v.get("momentum", 0.0), f"{name}.momentum", 0, 1)
     return NetOptions(opt, lr, betas, momentum)
@@ -159,7 +159,7 @@ def _points(v: Any, max_points: int) -> list[list[float]]:
     out = []
     for p in v:
         if not (isinstance(p, (list, tuple)) and len(p) == 2):
-            raise ConfigError(f"data2d.points must hold [x, y] pairs, got {p!r}")
+            raise ConfigError(f"data2d.points must hold [x, y] pairs, got {shown(p)}")
         out.append([_num(p[0], "a drawn point's x", -1e6, 1e6), _num(p[1], "a drawn point's y", -1e6, 1e6)])
     return out
 
@@ -170,23 +170,24 @@ def parse_setup(obj: Any, max_batch: int = 512, max_points: int = 20_000) -> Set
     if not isinstance(obj, dict):
         raise ConfigError(f"the setup must be a JSON object, got {type(obj).__name__}")
     mode = obj.get("mode", "images")
-    if mode not in MODES:
-        raise ConfigError(f"mode must be 'images' or '2d', got {mode!r}")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise ConfigError(f"mode must be 'images' or '2d', got {shown(mode)}")
     base = PRESETS["toy-2d" if mode == "2d" else "gan-playground"]
     s = {**copy.deepcopy(base), **obj}
     for key in ("data", "data2d", "g", "d"):
         if not isinstance(s[key], dict):
-            raise ConfigError(f"setup.{key} must be an object, got {s[key]!r}")
+            raise ConfigError(f"setup.{key} must be an object, got {shown(s[key])}")
         s[key] = {**base[key], **s[key]}
     src, norm = s["data"]["source"], s["data"]["normalize"]
     if not isinstance(src, str) or not (src in builtin_datasets() or src.startswith("upload:")):
-        raise ConfigError(f"data.source must be one of {', '.join(builtin_datasets())} or upload:<id>, got {src!r}")
-    if norm not in NORMALIZE:
-        raise ConfigError(f"data.normalize must be one of {', '.join(NORMALIZE)}, got {norm!r}")
+        raise ConfigError(f"data.source must be one of {', '.join(builtin_datasets())} or upload:<id>, "
+                          f"got {shown(src)}")
+    if not isinstance(norm, str) or norm not in NORMALIZE:
+        raise ConfigError(f"data.normalize must be one of {', '.join(NORMALIZE)}, got {shown(norm)}")
     dist, points = s["data2d"]["distribution"], s["data2d"]["points"]
     if not isinstance(dist, str) or not (dist in DISTRIBUTIONS or dist.startswith("upload:")):
         raise ConfigError(f"data2d.distribution must be one of {', '.join(DISTRIBUTIONS)} or upload:<id>, "
-                          f"got {dist!r}")
+                          f"got {shown(dist)}")
     if mode == "2d" and dist == "drawn":
         points = _points(points, max_points)
     else:
@@ -197,14 +198,14 @@ def parse_setup(obj: Any, max_batch: int = 512, max_points: int = 20_000) -> Set
         if len(s[key]) > MAX_LAYERS:
             raise ConfigError(f"{key} has {len(s[key])} layers; at most {MAX_LAYERS} are allowed")
     if not isinstance(s["conditional"], bool):
-        raise ConfigError(f"conditional must be true or false, got {s['conditional']!r}")
+        raise ConfigError(f"conditional must be true or false, got {shown(s['conditional'])}")
     if s["conditional"] and mode == "2d":
         raise ConfigError("conditional applies to images mode only: 2-D points have no classes")
-    if s["loss"] not in LOSSES:
-        raise ConfigError(f"loss {s['loss']!r} is not one of {', '.join(LOSSES)}")
+    if not isinstance(s["loss"], str) or s["loss"] not in LOSSES:
+        raise ConfigError(f"loss {shown(s['loss'])} is not one of {', '.join(LOSSES)}")
     batch = s["batch_size"]
     if isinstance(batch, int) and not isinstance(batch, bool) and batch > max_batch:
-        raise ConfigError(f"batch_size {batch} is over this server's limit of {max_batch}: choose a smaller one")
+        raise ConfigError(f"batch_size {shown(batch)} is over this server's limit of {max_batch}: choose a smaller one")
     return Setup(mode=mode, source=src, normalize=norm, distribution=dist, points=points,
                  g_layers=copy.deepcopy(s["g_layers"]), d_layers=copy.deepcopy(s["d_layers"]),
                  z_dim=_int(s, "z_dim", 1, MAX_Z), conditional=s["conditional"],

@@ -381,7 +381,10 @@ def parse_points(data: bytes, max_points: int) -> tuple[torch.Tensor, dict]:
     lo, hi = pts.min(0).values, pts.max(0).values
     center = (lo + hi) / 2
     half = float((hi - lo).max()) / 2
-    if half == 0 or not math.isfinite(half):
+    if not math.isfinite(half) or not torch.isfinite(center).all():
+        raise UploadRefused("the points spread over a range too large to compute with (beyond 1e308): "
+                            "rescale them to ordinary sizes")
+    if half == 0:
         raise UploadRefused("all points are the same: send points that spread out")
     out = ((pts - center) / half).to(torch.float32)
     return out, {"examples": len(rows), "center": center.tolist(), "scale": half}

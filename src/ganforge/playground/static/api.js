@@ -27,6 +27,12 @@ export function showMessage(text, kind = "error") {
 
 export function clearMessage() { showMessage(""); }
 
+// After a request that worked: an error left from an earlier one no longer applies.
+export function clearError() {
+  const el = document.getElementById("message");
+  if (el && el.className === "error") clearMessage();
+}
+
 // fetch with the token; JSON in and out. `quiet` skips showing the error (the caller shows it).
 export async function api(method, path, body, { quiet = false, form = null } = {}) {
   const init = { method, headers: { "X-Ganforge-Token": token } };

@@ -1,7 +1,7 @@
 // The playground page: setup editing (data, layers, hyperparameters), the training session and its live
 // views, export, share and the Explore tab. Plain ES modules; the server's API is in the contract.
 
-import { api, clearMessage, del, get, post, report, setLayerErrorHook, showMessage, token, withToken } from "./api.js";
+import { api, clearError, clearMessage, del, get, post, report, setLayerErrorHook, showMessage, token, withToken } from "./api.js";
 import { LineChart } from "./charts.js";
 import { LayerEditor } from "./editor.js";
 import { Explorer } from "./explore.js";
@@ -315,6 +315,7 @@ async function exportRun() {
     const data = await post(`/api/sessions/${st.session.id}/export`, name ? { name } : {});
     out.textContent = `written: ${data.run}`;
     out.dataset.run = data.run;
+    clearError();
   } catch {
     out.textContent = "";
   }
@@ -567,7 +568,11 @@ function wire() {
 
   // Closing the tab ends its session (the server also times out sessions with no event stream).
   window.addEventListener("pagehide", () => {
-    if (st.session) fetch(withToken(`/api/sessions/${st.session.id}`), { method: "DELETE", keepalive: true });
+    if (!st.session) return;
+    // sendBeacon is delivered after the page is gone in every browser (fetch's keepalive only in newer ones)
+    // but can only POST: the server takes POST .../close as the same request.
+    const url = withToken(`/api/sessions/${st.session.id}/close`);
+    if (!(navigator.sendBeacon && navigator.sendBeacon(url))) fetch(url, { method: "POST", keepalive: true });
   });
 }
 

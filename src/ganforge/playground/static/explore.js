@@ -2,7 +2,7 @@
 // directions (GANSpace), the run's named directions (`ganforge directions`), interpolation between two
 // seeds and style mixing (StyleGAN only).
 
-import { get, post } from "./api.js";
+import { clearError, get, post } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -49,6 +49,7 @@ export class Explorer {
     const run = name || $("ex-runs").value;
     if (!run) return;
     const data = await post("/api/explore", { run });
+    clearError();
     this.id = data.id;
     this.info = data.info;
     const info = data.info;

@@ -37,6 +37,9 @@ export class PlaneView {
 
   toPlane(px, py) {
     const [x0, x1, y0, y1] = this.bounds;
+    // px, py are from the border box's corner: take off the border so they count from the drawing area's
+    px -= this.canvas.clientLeft;
+    py -= this.canvas.clientTop;
     return [x0 + (px / this.canvas.clientWidth) * (x1 - x0), y1 - (py / this.canvas.clientHeight) * (y1 - y0)];
   }
 

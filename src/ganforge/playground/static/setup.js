@@ -23,10 +23,30 @@ export function setupFromHash() {
   return m ? decodeSetup(m[1]) : null;
 }
 
+// Safari and Firefox refuse (throw on) more than about 100 replaceState calls in 30 s, and a drag on the
+// drawing plane changes the setup on every pointer move: write at most every HASH_EVERY_MS, the last setup
+// always landing, and never let a refusal break the edit that caused it.
+const HASH_EVERY_MS = 500;
+let hashPending = null;
+let hashTimer = null;
+let hashWrittenAt = -Infinity;
+
+function flushHash() {
+  hashTimer = null;
+  hashWrittenAt = performance.now();
+  try {
+    history.replaceState(null, "", location.pathname + location.search + hashPending);
+  } catch {
+    // over the browser's rate limit: the next change writes the hash again
+  }
+}
+
 export function writeHash(setup) {
-  const hash = "#setup=" + encodeSetup(setup);
-  history.replaceState(null, "", location.pathname + location.search + hash);
-  return hash;
+  hashPending = "#setup=" + encodeSetup(setup);
+  const wait = hashWrittenAt + HASH_EVERY_MS - performance.now();
+  if (wait <= 0 && hashTimer === null) flushHash();
+  else if (hashTimer === null) hashTimer = setTimeout(flushHash, Math.max(0, wait));
+  return hashPending;
 }
 
 // A link to share: without the token (the receiver opens it on their own playground, which asks for its token).
