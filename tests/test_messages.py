@@ -170,3 +170,30 @@ def test_info_shows_the_ema_in_force(tmp_path):
     assert ema_text(TrainConfig(ema_kimg=10)) == "EMA half-life 10 kimg"
     assert ema_text(TrainConfig()) == "EMA decay 0.999"
     assert ema_text(TrainConfig(ema_decay=0.0)) == "EMA off"
+
+
+def test_every_seed_option_takes_0_to_2_32_minus_1_and_says_why():
+    # torch's CPU generator keeps a seed's low 32 bits: seed 2**32 would draw seed 0's images.
+    import torch
+
+    from ganforge.errors import GenerateError
+    from ganforge.generate.sampling import latents
+
+    G = torch.nn.Module()
+    G.z_dim = 4
+    assert torch.equal(latents(G, 2, 2**32 - 1), latents(G, 2, 2**32 - 1))
+    for bad in (-1, 2**32, 2**64):
+        with pytest.raises(GenerateError, match="seed must be a whole number from 0 to 4294967295"):
+            latents(G, 1, bad)
+    with_seed = {words: p for words, p in subcommands().items()
+                 if any("--seed" in a.option_strings for a in p._actions)}
+    assert {"generate", "train", "noise", "edit", "detect-train"} <= set(with_seed)
+    for words, parser in with_seed.items():
+        action = next(a for a in parser._actions if "--seed" in a.option_strings)
+        for bad in ("-1", "4294967296", "18446744073709551616"):
+            with pytest.raises(argparse.ArgumentTypeError, match="from 0 to 4294967295"):
+                action.type(bad)
+        assert action.type("4294967295") == 2**32 - 1, words
+    rows = next(a for a in subcommands()["style-mix"]._actions if "--rows" in a.option_strings)
+    with pytest.raises(argparse.ArgumentTypeError, match="seeds go from 0 to 4294967295"):
+        rows.type("1,18446744073709551616")

@@ -316,3 +316,40 @@ def test_cli_rejects_other_families_in_one_line(dcgan_run, command):
     with pytest.raises(StyleGANError) as e:
         a.func(a)
     assert str(e.value) == f"{command} needs a StyleGAN2 run (family stylegan2); this run is dcgan"
+
+
+def test_a_generator_imported_without_d_is_not_scored_with_a_random_d(tmp_path, monkeypatch, capsys):
+    from ganforge.cli import main
+
+    G, _, g_kwargs, _ = official_nets()
+    (tmp_path / "g.pkl").write_bytes(official_style_pickle({"G_ema": G}, {id(G): g_kwargs}, monkeypatch, "x"))
+    monkeypatch.undo()
+    run = import_stylegan(tmp_path / "g.pkl", tmp_path / "run")
+    assert main(["eval", str(run), "--metrics", "d", "--real", "digits", "--n", "8"]) == 2
+    assert capsys.readouterr().err.strip() == (f"ganforge eval: error: metric 'd' needs the run's discriminator, and "
+                                               f"{run} holds none (a generator imported without D): leave out the d "
+                                               "metric")
+    assert main(["eval", str(run), "--metrics", "fid", "--n", "8"]) == 2
+    assert "was imported (g.pkl), so it has no training data to compare with: pass --real" in capsys.readouterr().err
+    assert main(["info", str(run)]) == 0
+    assert "no D (none in the checkpoint)" in capsys.readouterr().out
+    assert main(["generate", str(run / "checkpoint.safetensors"), "--n", "2"]) == 0  # default out: RUN/generated
+    assert sorted(p.name for p in (run / "generated").iterdir()) == ["sample-00000.png", "sample-00001.png"]
+
+
+def test_ppl_of_an_imported_run_needs_no_real_images(stylegan_run):
+    from ganforge.metrics.options import EvalOptions
+    from ganforge.metrics.pipeline import run_eval
+
+    run, _, _ = stylegan_run
+    opts = EvalOptions(metrics=("ppl",), ppl_n=4, batch_size=4)
+    result = run_eval(str(run), None, None, opts)
+    assert result["real"] == "none (ppl and ls use no real images)" and result["n_real"] is None
+    # the score needs the LPIPS VGG weights; where they are not installed the metric says so instead
+    assert result["metrics"].get("ppl", 0) > 0 or "LPIPS" in result["skipped"]["ppl"]
+
+
+def test_a_pickle_whose_generators_are_none_holds_no_generator(tmp_path):
+    (tmp_path / "nones.pkl").write_bytes(pickle.dumps({"G": None, "G_ema": None, "D": None}))
+    with pytest.raises(StyleGANError, match="holds no StyleGAN2 generator"):
+        import_stylegan(tmp_path / "nones.pkl", tmp_path / "run")

@@ -106,6 +106,21 @@ def psi_list(value: str) -> list[float]:
     return psis
 
 
+MAX_SEED = 2**32 - 1  # torch's CPU generator keeps only a seed's low 32 bits: larger ones would repeat
+
+
+def seed(value: str) -> int:
+    """One seed, 0 to MAX_SEED."""
+    try:
+        v = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {MAX_SEED}, got '{value}'") from None
+    if not 0 <= v <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {MAX_SEED} (larger seeds would repeat "
+                                         f"smaller ones), got {value[:30]}")
+    return v
+
+
 def seeds(value: str) -> list[int]:
     """Comma list of seeds and seed ranges: ``1,2,3`` or ``0-4,10``."""
     try:
@@ -117,6 +132,9 @@ def seeds(value: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected seeds like 1,2,3 or 0-4, got '{value}'") from None
     if not seeds:
         raise argparse.ArgumentTypeError(f"no seeds in '{value}'")
+    if max(seeds) > MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seeds go from 0 to {MAX_SEED} (larger ones would repeat smaller ones), "
+                                         f"got {max(seeds)}")
     return seeds
 
 

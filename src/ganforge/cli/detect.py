@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 
-from ganforge.cli.common import FMT, add_device, positive
+from ganforge.cli.common import FMT, add_device, positive, seed
 
 KINDS = ("spectral", "cnn", "both")
 
@@ -38,7 +38,7 @@ def add_parser(sub) -> None:
     p.add_argument("--fake", nargs="+", metavar="SRC", help="labelled fake images (folder, .zip)")
     p.add_argument("--fake-from", nargs="+", metavar="RUN", help="ganforge runs to sample labelled fakes from")
     p.add_argument("--n", type=positive, default=500, help="fakes sampled per --fake-from run")
-    p.add_argument("--seed", type=int, default=0, help="seed of the --fake-from latents")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the --fake-from latents")
     p.add_argument("--reliability", metavar="PNG", help="write the reliability diagram (with --real/--fake)")
     p.add_argument("--report", metavar="OUT.html", help="write a self-contained HTML report")
     add_device(p)
@@ -82,7 +82,7 @@ def add_parser(sub) -> None:
     t.add_argument("--cnn-ensemble", type=positive, default=1, metavar="N",
                    help="train N CNNs, each from its own seed, and score with the mean of their calibrated "
                         "logits: steadier on generators none of them saw, N times slower to train and score")
-    t.add_argument("--seed", type=int, default=0, help="split, augmentation and latent seed")
+    t.add_argument("--seed", type=seed, default=0, help="split, augmentation and latent seed")
     add_device(t)
     t.set_defaults(func=cmd_train)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ganforge.cli.common import FMT, add_device, add_precision, positive
+from ganforge.cli.common import FMT, add_device, add_precision, positive, seed
 
 ATTRIBUTES = "thickness, slant, width, class:K"
 
@@ -29,7 +29,7 @@ def add_parser(sub) -> None:
                                     "layers' style weights, and `ganforge edit` moves them by default")
     p.add_argument("--k", type=positive, default=10, help="directions to keep (sefa, pca)")
     p.add_argument("--n", type=positive, default=10000, help="seeds sampled (pca, svm without --labels)")
-    p.add_argument("--seed", type=int, default=0, help="first seed sampled")
+    p.add_argument("--seed", type=seed, default=0, help="first seed sampled")
     p.add_argument("--labels", metavar="FILE.csv", help="svm: seed,score rows (more score columns and a header "
                                                         "row like seed,age,glasses allowed)")
     p.add_argument("--attribute", help=f"svm: a built-in attribute ({ATTRIBUTES}) or a column of --labels")
@@ -58,7 +58,7 @@ def add_parser(sub) -> None:
     p.add_argument("run", help="run directory (or its checkpoint)")
     p.add_argument("--directions", required=True, metavar="DIRS.npz", help="file from `ganforge directions`")
     p.add_argument("--name", required=True, help="direction to follow, e.g. thickness or sefa0")
-    p.add_argument("--seed", type=int, default=0, help="the image to edit")
+    p.add_argument("--seed", type=seed, default=0, help="the image to edit")
     p.add_argument("--strength", default="-3:3:7", help="START:STOP:COUNT, a comma list or one number")
     p.add_argument("--layers", help="w layers to move, e.g. 0-5 (None: the layers the directions were found for)")
     p.add_argument("--w", metavar="projected_w.npz", help="edit this projected w instead of --seed's")

@@ -1,7 +1,7 @@
 """`ganforge eval`: FID, KID, precision/recall and the rest, for a run or a folder of images."""
 from __future__ import annotations
 
-from ganforge.cli.common import FMT, add_device, add_precision, positive
+from ganforge.cli.common import FMT, add_device, add_precision, positive, seed
 from ganforge.metrics.options import METRICS, OPT_IN_METRICS, EvalOptions
 
 
@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
                                                                 "$GANFORGE_INCEPTION_WEIGHTS, ganforge's cache or the "
                                                                 "torch hub cache; `ganforge weights download "
                                                                 "inception` fetches it)")
-    p.add_argument("--seed", type=int, default=e.seed, help="latent seed / choice of --fake images")
+    p.add_argument("--seed", type=seed, default=e.seed, help="latent seed / choice of --fake images")
     p.add_argument("--truncation", type=float, default=1.0, help="psi for the run's latents (1 = off)")
     p.add_argument("--resolution", type=positive, help="decode folders at this size (None: the real set's; a real "
                                                         "folder's own image size)")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ganforge.cli.common import FMT, add_device, add_precision, positive, psi_list
+from ganforge.cli.common import FMT, add_device, add_precision, positive, psi_list, seed
 
 
 def add_generate(sub):
@@ -12,7 +12,7 @@ def add_generate(sub):
     p.add_argument("--n", type=positive, default=16, help="number of images")
     p.add_argument("--out", help="folder for one PNG per image (default RUN/generated when --grid is not given)")
     p.add_argument("--grid", help="also/instead write one grid image to this file")
-    p.add_argument("--seed", type=int, default=0, help="latent seed: same seed, same images")
+    p.add_argument("--seed", type=seed, default=0, help="latent seed: same seed, same images")
     p.add_argument("--class", dest="class_index", type=int, help="class index for conditional runs (default: "
                                                                   "cycle through all classes)")
     p.add_argument("--truncation", type=psi_list, default=[1.0],
@@ -40,7 +40,8 @@ def cmd_generate(a) -> int:
     for psi in a.truncation:
         check_truncation(psi)
     G = load(a.run, device=str(resolve_device(a.device)), precision=a.precision)
-    out = a.out or (None if a.grid else str(Path(a.run) / "generated"))
+    run_dir = Path(a.run).parent if Path(a.run).is_file() else Path(a.run)  # RUN or RUN/checkpoint.safetensors
+    out = a.out or (None if a.grid else str(run_dir / "generated"))
     sweep = len(a.truncation) > 1
     if sweep:  # [n, k] images: row = seed, column = psi
         table = truncation_sweep(G, a.n, a.truncation, seed=a.seed, class_index=a.class_index,
@@ -71,7 +72,7 @@ def add_interpolate(sub):
     p.add_argument("--keys", type=positive, default=4, help="seeded key points in the loop")
     p.add_argument("--steps", type=positive, default=24, help="frames between key points")
     p.add_argument("--n", type=positive, default=1, help="independent walks side by side")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first walk's key points")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the first walk's key points")
     p.add_argument("--class", dest="class_index", type=int, help="class for conditional runs")
     p.add_argument("--truncation", type=float, default=1.0, help="psi (1 = off)")
     p.add_argument("--fps", type=positive, default=20, help="frames per second")

@@ -45,13 +45,15 @@ def describe_run(path: str | Path) -> dict:
         "run": str(run_dir), "family": cfg.model.family, "data": cfg.data.source,
         "image_shape": list(cfg.model.img_shape), "classes": cfg.class_names, "z_dim": cfg.model.z_dim,
         "step": G.step, "steps": cfg.train.steps, "loss": cfg.train.loss,
-        "g_params": _count(G), "d_params": _count(D), "last_metrics": last, "files": files,
+        "g_params": _count(G), "d_params": _count(D) if D.weights_loaded else None,
+        "last_metrics": last, "files": files,
         "config": cfg.to_dict(),
     }
     t = cfg.train
     text = [f"run {run_dir}",
-            f"  model    {cfg.model.family}: G {info['g_params']:,} params, D {info['d_params']:,} params, "
-            f"z {cfg.model.z_dim}",
+            f"  model    {cfg.model.family}: G {info['g_params']:,} params, "
+            + (f"D {info['d_params']:,} params, " if D.weights_loaded else "no D (none in the checkpoint), ")
+            + f"z {cfg.model.z_dim}",
             f"  data     {cfg.data.source} at {cfg.model.resolution}x{cfg.model.resolution}, "
             f"{cfg.model.channels} channel(s)" + (f", classes {', '.join(cfg.class_names)}" if cfg.class_names else ""),
             f"  training step {G.step} of {t.steps}; {t.loss} loss, batch {t.batch_size}, lr G {t.g_lr} / D {t.d_lr}, "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ganforge.cli.common import FMT, add_device, add_precision, positive, seeds
+from ganforge.cli.common import FMT, add_device, add_precision, positive, seed, seeds
 
 
 def add_parsers(sub) -> None:
@@ -36,7 +36,7 @@ def add_parsers(sub) -> None:
                        description="Render one seed's image with N draws of the per-pixel noise; writes the "
                                    "variations and a map of their per-pixel standard deviation.")
     _add_run_args(p)
-    p.add_argument("--seed", type=int, default=0, help="latent seed of the image")
+    p.add_argument("--seed", type=seed, default=0, help="latent seed of the image")
     p.add_argument("--n", type=positive, default=8, help="noise draws (at least 2)")
     p.add_argument("--noise-seed", type=int, help="seed of the noise draws (None: --seed)")
     p.add_argument("--out", help="folder for the PNGs (None: RUN/noise)")
@@ -50,7 +50,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--run", required=True, help="run directory of a stylegan2 / cstylegan2 run (or its checkpoint)")
     p.add_argument("--out", help="folder for the results (None: RUN/projections/IMAGE-NAME)")
     p.add_argument("--steps", type=positive, default=1000, help="optimisation steps")
-    p.add_argument("--seed", type=int, default=0, help="seed of the average-w samples and the noise")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the average-w samples and the noise")
     p.add_argument("--class", dest="class_index", type=int, help="the photo's class (needed by conditional runs)")
     p.add_argument("--features", choices=["auto", "lpips", "d"], default="auto",
                    help="distance: lpips (VGG16 weights; `ganforge weights download vgg16-lpips`), d (the run's "

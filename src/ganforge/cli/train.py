@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ganforge.cli.common import FMT, json_object, layers_arg, non_negative, positive
+from ganforge.cli.common import FMT, json_object, layers_arg, non_negative, positive, seed
 from ganforge.cli.translate import TRANSLATION_FAMILIES, add_translate_args, train_translation
 from ganforge.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 
@@ -82,7 +82,7 @@ def add_parser(sub):
     t.add_argument("--diffaug", default=T.diffaug, help="DiffAugment policy: comma list of translation,cutout,"
                                                         "color, or '' for none (the default: measured better on "
                                                         "MNIST)")
-    t.add_argument("--seed", type=int, default=T.seed, help="random seed (same seed, same run on CPU)")
+    t.add_argument("--seed", type=seed, default=T.seed, help="random seed (same seed, same run on CPU)")
     t.add_argument("--sample-every", type=positive, default=T.sample_every, help="steps between sample grids")
     t.add_argument("--ckpt-every", type=positive, default=T.ckpt_every, help="steps between checkpoints")
     t.add_argument("--log-every", type=positive, default=T.log_every,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ganforge.cli.common import FMT, add_device, positive
+from ganforge.cli.common import FMT, add_device, positive, seed
 
 # The image-to-image families (also ganforge.translate.train.TRANSLATION_FAMILIES; the CLI does not import
 # torch to learn them).
@@ -123,7 +123,7 @@ def add_parser(sub) -> None:
     p.add_argument("--stochastic", action="store_true", help="keep the generator's dropout on (pix2pix's noise)")
     p.add_argument("--tile", type=positive, default=256, help="tile side in input pixels")
     p.add_argument("--overlap", type=positive, default=32, help="overlap of neighbouring tiles in input pixels")
-    p.add_argument("--seed", type=int, default=0, help="seed for --stochastic dropout and inpainting masks")
+    p.add_argument("--seed", type=seed, default=0, help="seed for --stochastic dropout and inpainting masks")
     p.add_argument("--no-grid", action="store_true", help="do not write comparison.png")
     add_device(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -27,7 +27,8 @@ def load_run(path: str | Path, device: str = "cpu",
     G, D = models.build(cfg.model)
     prefix = "G_ema" if any(k.startswith("G_ema.") for k in tensors) else "G"
     load_module(G, tensors, prefix, str(ckpt))
-    if any(k.startswith("D.") for k in tensors):
+    D.weights_loaded = any(k.startswith("D.") for k in tensors)  # False: an imported generator without its D
+    if D.weights_loaded:
         load_module(D, tensors, "D", str(ckpt))
     G.class_names = list(cfg.class_names)
     G.step = int(meta.get("step", 0))

@@ -36,6 +36,9 @@ def latents(G, n: int, seed: int, truncation: float = 1.0) -> torch.Tensor:
     For w-space generators z is returned as drawn: pass psi to ``generate`` instead.
     """
     check_truncation(truncation)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise GenerateError(f"seed must be a whole number from 0 to {2**32 - 1} (torch keeps only a seed's low 32 "
+                            f"bits, so larger ones would repeat smaller ones), got {str(seed)[:30]}")
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, G.z_dim, generator=g)
     return z if truncates_in_w(G) else z * truncation

@@ -63,7 +63,7 @@ def import_stylegan(pkl_path: str | Path, out_dir: str | Path) -> Path:
         raise UnsafeNetworkPickle(f"{pkl.name}: {_one_line(e)}") from e
     except Exception as e:  # untrusted bytes: any parse failure means "not a network pickle"
         raise StyleGANError(f"{pkl.name} is not a readable network pickle ({_one_line(e)})") from e
-    if not isinstance(data, dict) or not {"G", "G_ema"} & set(data):
+    if not isinstance(data, dict) or all(data.get(k) is None for k in ("G", "G_ema")):
         raise StyleGANError(f"{pkl.name} holds no StyleGAN2 generator (expected a dict with 'G_ema' or 'G', "
                             "as stylegan2-ada-pytorch writes)")
     nets, kwargs = {}, {}

@@ -19,6 +19,16 @@ def real_source(real: str, resolution: int | None, channels: int | None):
     return FolderSource(real, resolution, channels)
 
 
+class NoRealImages:
+    """The real side when only generator metrics (PPL, linear separability) run: they compare no real images."""
+
+    builtin, size = False, 0
+
+    def __init__(self, G):
+        self.channels, self.resolution = G.img_shape[0], G.img_shape[1]
+        self.name = "none (ppl and ls use no real images)"
+
+
 def run_eval(run: str | None, fake: str | None, real: str | None, opts: EvalOptions, features: str | None = None,
              inception_weights: str | None = None, resolution: int | None = None, channels: int | None = None,
              truncation: float = 1.0, device: str = "cpu", precision: str = "auto") -> dict:
@@ -38,7 +48,17 @@ def run_eval(run: str | None, fake: str | None, real: str | None, opts: EvalOpti
 
         cfg, G, D = load_run(run, device, precision)
         fake_src = GeneratorSource(G, name=f"{run} (step {G.step})", truncation=truncation)
-        if real is None:
+        if "d" in (opts.metrics or ()) and not getattr(D, "weights_loaded", True):
+            raise EvalError(f"metric 'd' needs the run's discriminator, and {run} holds none (a generator "
+                            "imported without D): leave out the d metric")
+        if not getattr(D, "weights_loaded", True):
+            D = None  # a discriminator with no trained weights would score noise
+        if real is None and opts.metrics and set(opts.metrics) <= GENERATOR_METRICS:
+            real_src = NoRealImages(G)
+        elif real is None and cfg.data.source.startswith("imported:"):
+            raise EvalError(f"{run} was imported ({cfg.data.source.split(':', 1)[1]}), so it has no training data "
+                            "to compare with: pass --real DIR (or mnist, digits, photos); ppl and ls need none")
+        elif real is None:
             data = load_dataset(cfg.data)
             real_src = DatasetSource(data, cfg.data.source in DIGIT_SETS)
         else:
