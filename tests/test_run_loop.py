@@ -1,6 +1,7 @@
 """The training loop as a user meets it: stop signals at each stage, checks before the data is read, the
 progress output without a terminal, the sample grid's size and a torn log line."""
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from PIL import Image
 import ganforge
 import ganforge.data
 from ganforge.cli import main
+from ganforge.train.run import LOG_NAME, read_log
 
 WORKER = Path(__file__).with_name("signal_worker.py")
 TINY = ["--z-dim", "8", "--g-width", "8", "--d-width", "8", "--batch-size", "8", "--grid-size", "4",
@@ -227,9 +229,8 @@ def test_a_torn_last_log_line_is_skipped_and_the_next_record_starts_a_new_line(t
     assert main(["info", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["last_metrics"]["step"] == 3
     assert main(["train", "--resume", str(out), "--steps", "5", "--quiet"]) == 0
-    lines = (out / "log.jsonl").read_text().splitlines()
-    assert lines[3] == '{"step": 4, "loss_d": 0.12'
-    assert [json.loads(line)["step"] for i, line in enumerate(lines) if i != 3] == [1, 2, 3, 4, 5]
+    lines = (out / "log.jsonl").read_text().splitlines()  # the resume drops the torn line
+    assert [json.loads(line)["step"] for line in lines] == [1, 2, 3, 4, 5]
     from ganforge.train.run import read_log
 
     assert [r["step"] for r in read_log(out)] == [1, 2, 3, 4, 5]
@@ -336,3 +337,58 @@ def test_resume_takes_a_run_s_own_files_and_refuses_a_missing_checkpoint_before_
     assert capsys.readouterr().err.strip() == (f"ganforge train: error: {copy / 'settings.json'} is a file: pass "
                                                "the run directory that holds its config.json and "
                                                "checkpoint.safetensors")
+
+
+def test_resume_forgets_the_log_and_grids_of_steps_lost_after_the_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "digits", "--family", "dcgan", "--steps", "2", "--out", str(out), *TINY, "--quiet"]) == 0
+    before = [r["step"] for r in read_log(out)]
+    # what a process killed at step 4, after the checkpoint of step 2, leaves behind
+    with open(out / LOG_NAME, "a") as f:
+        f.write('{"step": 3, "loss_d": 1.0}\n{"step": 4, "loss_d": 1.0}\n{"step": 4, "lo')
+    shutil.copy(out / "samples" / "step-000002.png", out / "samples" / "step-000004.png")
+    from ganforge.errors import GanforgeWarning
+
+    with pytest.warns(GanforgeWarning, match=r"was stopped after its last checkpoint \(step 2\): dropped 3 log "
+                                             r"record\(s\) and 1 sample grid\(s\)"):
+        assert main(["train", "--resume", str(out), "--steps", "3", "--quiet"]) == 0
+    steps = [r["step"] for r in read_log(out)]
+    assert steps[:len(before)] == before and steps[len(before):] == [3] * (len(steps) - len(before))
+    assert steps == sorted(steps) and not (out / "samples" / "step-000004.png").exists()
+
+
+def test_resume_refuses_class_folders_that_changed(tmp_path, capsys):
+    data = tmp_path / "pets"
+    rng = np.random.default_rng(0)
+    for name in ("cat", "dog", "emu"):
+        (data / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(data / name / f"{i}.png")
+    out = tmp_path / "run"
+    assert main(["train", str(data), "--family", "cdcgan", "--steps", "1", "--out", str(out), *TINY, "--quiet"]) == 0
+    (data / "cat").rename(data / "zcat")  # sorts last now: label 0 would mean dog
+    capsys.readouterr()
+    assert main(["train", "--resume", str(out), "--steps", "2", "--quiet"]) == 2
+    assert capsys.readouterr().err.strip() == (f"ganforge train: error: {out} was trained on 3 classes (cat, dog, "
+                                               "emu) but the data now has 3 (dog, emu, zcat): restore the class "
+                                               "folders as they were, or start a new run")
+
+
+def test_resume_takes_a_moved_data_folder_and_names_the_flags_it_ignores(tmp_path, capsys):
+    data = tmp_path / "pics"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(data / f"{i}.png")
+    out = tmp_path / "run"
+    assert main(["train", str(data), "--family", "dcgan", "--steps", "1", "--out", str(out), *TINY, "--quiet"]) == 0
+    moved = data.rename(tmp_path / "moved")
+    assert main(["train", "--resume", str(out), "--steps", "2", "--quiet"]) == 2
+    assert f"data folder '{data}' not found" in capsys.readouterr().err
+    from ganforge.errors import GanforgeWarning
+
+    with pytest.warns(GanforgeWarning, match=r"so --batch-size, --g-lr are ignored \(only DATA, --steps and "):
+        assert main(["train", str(moved), "--resume", str(out), "--steps", "2", "--batch-size", "3", "--g-lr", "0.1",
+                     "--quiet"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["data"]["source"] == str(moved) and cfg["train"]["steps"] == 2 and cfg["train"]["g_lr"] != 0.1

@@ -20,8 +20,8 @@ def add_parser(sub):
                                    ".zip of images (sub-folders become classes).")
     p.add_argument("data", nargs="?", default=D.source, help="data set: built-in name, folder or .zip")
     p.add_argument("--out", default=None, help="run directory (default runs/FAMILY-DATA; -2, -3... if taken)")
-    p.add_argument("--resume", metavar="RUN", help="continue RUN from its checkpoint (other options ignored "
-                                                    "except --steps and --device)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its checkpoint with its own config: only "
+                                                    "DATA (where its data now is), --steps and --device apply")
     p.add_argument("--config", metavar="JSON", help="start from a config.json of an earlier run; flags override it")
     p.add_argument("--init", metavar="RUN", help="fine-tune: start from RUN's networks (e.g. one made by "
                                                  "import-stylegan), with RUN's model config and fresh optimizers")
@@ -158,6 +158,20 @@ def _config_from_args(a) -> RunConfig:
     return cfg
 
 
+RESUME_KEEPS = {"resume", "data", "steps", "device", "quiet", "func", "command", "explicit"}
+
+
+def _note_ignored(a) -> None:
+    """One line naming the flags a resume does not apply: the run goes on with its own config."""
+    ignored = sorted(a.explicit - RESUME_KEEPS)
+    if ignored:
+        from ganforge.errors import warn
+
+        flags = ", ".join("--" + k.replace("_", "-") for k in ignored)
+        warn(f"--resume continues {a.resume} with its own config, so {flags} "
+             f"{'is' if len(ignored) == 1 else 'are'} ignored (only DATA, --steps and --device apply)")
+
+
 def cmd_train(a) -> int:
     from ganforge.devices import resolve_device
     from ganforge.train import distributed
@@ -172,6 +186,9 @@ def cmd_train(a) -> int:
         a.resume = str(run_dir_of(a.resume))  # RUN/config.json or RUN/checkpoint.safetensors name RUN too
         cfg = RunConfig.load(a.resume)
         check_resumable(a.resume)
+        if "data" in a.explicit:  # the run's data folder moved, or the run is resumed from another directory
+            cfg.data.source = a.data
+        _note_ignored(a)
     else:
         cfg = _config_from_args(a)
         if a.init:
@@ -259,7 +276,8 @@ def _prepare(a, cfg: RunConfig, device, dist, made: list[Path]):
         print(f"data: {data}")
     if a.resume:
         run = Run.resume(a.resume, data, device=device, dist=dist, progress=not a.quiet,
-                         steps=a.steps if "steps" in a.explicit else None)
+                         steps=a.steps if "steps" in a.explicit else None,
+                         source=a.data if "data" in a.explicit else None)
         done, steps = run.trainer.step_count, run.trainer.cfg.train.steps
         if dist.is_main:
             print(f"resuming {a.resume} at step {done} of {steps}" + (

@@ -157,6 +157,47 @@ def check_resumable(run_dir: str | Path) -> Path:
     return path
 
 
+def check_same_classes(cfg: RunConfig, data: ImageDataset, run_dir: Path) -> None:
+    """A conditional run resumes only on the classes it learnt, in the same order: label i must keep its
+    meaning (a renamed class folder sorts elsewhere and would silently swap the labels)."""
+    saved = list(cfg.class_names)
+    if not saved or not models.is_conditional(cfg.model.family):
+        return
+    now = list(data.class_names)
+    if now != saved:
+        def show(names):
+            return ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+
+        raise ConfigError(f"{run_dir} was trained on {len(saved)} classes ({show(saved)}) but the data now has "
+                          f"{len(now)} ({show(now)}): restore the class folders as they were, or start a new run")
+
+
+def drop_after(run_dir: Path, step: int) -> None:
+    """Forget the log records and sample grids of steps after ``step`` (the checkpoint a resume starts from):
+    a run killed between checkpoints trained them, but they are lost and will be trained again."""
+    log = run_dir / LOG_NAME
+    kept, dropped = [], 0
+    if log.is_file():
+        for line in log.read_text(errors="replace").splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                dropped += 1  # a line torn by the kill
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] > step:
+                dropped += 1
+            else:
+                kept.append(line)
+        if dropped:
+            atomic_write_bytes(log, "".join(f"{line}\n" for line in kept).encode())
+    grids = [p for p in (run_dir / "samples").glob("step-*.png") if p.stem[5:].isdigit() and int(p.stem[5:]) > step]
+    for p in grids:
+        p.unlink()
+    if dropped or grids:
+        warn(f"{run_dir} was stopped after its last checkpoint (step {step}): dropped {dropped} log record(s) and "
+             f"{len(grids)} sample grid(s) of the steps after it, which are trained again now")
+
+
 def read_log(path: str | Path) -> list[dict]:
     """The records of a run's log.jsonl (or of the log in a run directory). Lines are appended as training
     goes, so a process killed mid-write can leave a torn last line: lines that do not parse are skipped."""
@@ -220,19 +261,26 @@ class Run:
 
     @classmethod
     def resume(cls, run_dir: str | Path, data: ImageDataset, device=None, dist=None, progress=True,
-               steps: int | None = None) -> Run:
-        """Continue a run from its checkpoint; ``steps`` moves its end (e.g. to train longer)."""
+               steps: int | None = None, source: str | None = None) -> Run:
+        """Continue a run from its checkpoint; ``steps`` moves its end (e.g. to train longer), ``source``
+        records where its data now is (``data`` is loaded from there)."""
         run_dir = run_dir_of(run_dir)
         cfg = RunConfig.load(run_dir)
         if steps is not None:
             cfg.train.steps = steps
+        if source is not None:
+            cfg.data.source = source
         tensors, meta = load_checkpoint(check_resumable(run_dir))
+        check_same_classes(cfg, data, run_dir)
         trainer = Trainer(cfg, data, device=device, dist=dist)
         trainer.load_state(tensors, meta, source=str(run_dir / CHECKPOINT_NAME))
         if steps is not None and steps < trainer.step_count:  # before the new end is written to config.json
             raise ConfigError(f"--steps {steps} is below the {trainer.step_count} steps {run_dir} has already "
                               f"trained: give --steps above {trainer.step_count} to train further")
-        return cls(trainer, run_dir, progress)
+        run = cls(trainer, run_dir, progress)
+        if run.main:
+            drop_after(run_dir, trainer.step_count)
+        return run
 
     # -------------------------------------------------------------- outputs
     def write_grid(self) -> Path | None:
