@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -157,6 +158,30 @@ def test_bad_output_paths_are_one_line_errors_before_any_work(run_dir, tmp_path,
     assert main(["generate", str(run_dir), "--out", str(tmp_path / "afile")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.endswith("is a file; pass a folder for the output images") and "\n" not in err
+
+
+def test_a_run_folder_that_cannot_be_made_is_refused_before_any_work(run_dir, tmp_path, capsys, monkeypatch):
+    import os
+
+    import ganforge.data
+
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setattr(ganforge.data, "load_dataset", lambda *a, **k: pytest.fail("data loaded first"))
+    afile, sub = tmp_path / "afile", tmp_path / "afile" / "sub"
+    for out, message in ((afile, f"{afile} is a file; pass a folder for the run"),
+                         (sub, f"{afile} is a file, so {sub} cannot be made: choose another path")):
+        assert main(["train", "digits", "--family", "dcgan", "--out", str(out)]) == 2
+        assert capsys.readouterr().err.strip() == f"ganforge train: error: {message}"
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == read_only else real_access(p, mode))
+    for argv in (["train", "digits", "--family", "dcgan", "--out", str(read_only / "run")],
+                 ["generate", str(run_dir), "--n", "2", "--out", str(read_only / "run")]):
+        assert main(argv) == 2
+        assert capsys.readouterr().err.strip().endswith(
+            f"error: cannot write in {read_only} (read-only or not yours), so {read_only / 'run'} cannot be made: "
+            "choose another path")
 
 
 def test_mp4_without_the_ffmpeg_writer_fails_before_rendering(run_dir, tmp_path, capsys, monkeypatch):

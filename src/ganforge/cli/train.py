@@ -193,6 +193,10 @@ def cmd_train(a) -> int:
         cfg = _config_from_args(a)
         if a.init:
             cfg.model = RunConfig.load(a.init).model  # the weights fix the architecture
+    if not a.resume:  # a file, a path under one, or a read-only place: said before the data is decoded
+        from ganforge.storage.images import check_output_dir
+
+        check_output_dir(a.out or "runs", "the run")
     if cfg.model.family in TRANSLATION_FAMILIES or getattr(a, "task", None):  # image-to-image: translate/train.py
         return train_translation(a, cfg)
     device = resolve_device(a.device if "device" in a.explicit or not a.resume else cfg.train.device)

@@ -53,6 +53,7 @@ def import_stylegan(pkl_path: str | Path, out_dir: str | Path) -> Path:
                             "stylegan2-ada-pytorch writes")
     if not pkl.is_file():
         raise StyleGANError(f"{pkl} not found: pass an official StyleGAN2 network pickle (.pkl)")
+    check_output_dir(out, "the run")  # a file, or a read-only place, said before the pickle is read
     if (out / "config.json").exists() or (out / CHECKPOINT_NAME).exists():
         raise StyleGANError(f"{out} already holds a run: choose another --out")
     try:

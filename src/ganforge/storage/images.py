@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -35,6 +36,9 @@ def _check_parents(path: Path) -> None:
         if parent.exists():
             if not parent.is_dir():
                 raise OutputPathError(f"{parent} is a file, so {path} cannot be made: choose another path")
+            if not os.access(parent, os.W_OK | os.X_OK):  # read-only file system or no permission
+                raise OutputPathError(f"cannot write in {parent} (read-only or not yours), so {path} cannot be "
+                                      "made: choose another path")
             return
 
 
@@ -55,10 +59,10 @@ def check_image_path(path: str | Path) -> Path:
     return path
 
 
-def check_output_dir(path: str | Path) -> Path:
+def check_output_dir(path: str | Path, what: str = "the output images") -> Path:
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise OutputPathError(f"{path} is a file; pass a folder for the output images")
+        raise OutputPathError(f"{path} is a file; pass a folder for {what}")
     _check_parents(path)
     return path
 
