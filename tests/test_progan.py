@@ -251,7 +251,7 @@ def test_drift_adds_its_weight_times_the_mean_squared_real_score(progan_cfg, dig
     expect = 100.0 * tr.D(real).square().mean().item()
     assert losses[100.0] - losses[0.0] == pytest.approx(expect, rel=1e-4)
     progan_cfg.train.drift = -1.0
-    with pytest.raises(ConfigError, match="drift must not be negative"):
+    with pytest.raises(ConfigError, match="drift must be a finite number, 0 or more"):
         Trainer(progan_cfg, digits)
 
 

@@ -155,7 +155,8 @@ BAD = [
     (["--family", "dcgan", "--resolution", "30"], "got 30"),
     (["--family", "dcgan", "--style-mixing", "0.9"], "style_mixing needs a generator with a mapping network"),
     (["--family", "cdcgan", "--no-labels"], "needs class labels, but they are turned off"),
-    (["--family", "dcgan", "--g-lr", "-1"], "g_lr must be positive"),
+    (["--family", "dcgan", "--g-lr", "-1"], "g_lr must be a number above 0 and at most 10"),
+    (["--family", "dcgan", "--d-lr", "inf"], "d_lr must be a number above 0 and at most 10, got inf"),
     (["--family", "dcgan", "--diffaug", "blur"], "unknown DiffAugment policy 'blur'"),
     (["--family", "dcgan", "--tensorboard"], "--tensorboard needs the 'tensorboard' package"),
 ]

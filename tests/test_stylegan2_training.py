@@ -65,6 +65,12 @@ def test_stylegan2_step_runs_every_regulariser(sg2_cfg, digits):
     assert all(torch.isfinite(p).all() for p in tr.G.parameters())
 
 
+def test_a_batch_of_one_takes_the_path_length_penalty_on_one_image(sg2_cfg, digits):
+    sg2_cfg.train.batch_size = 1  # below pl_batch_shrink (2): the penalty's batch is still one image
+    first = Trainer(sg2_cfg, digits).step()
+    assert math.isfinite(first["pl_penalty"]) and first["pl_mean"] > 0
+
+
 def test_stylegan2_resume_is_bit_identical(tmp_path, sg2_cfg, digits):
     sg2_cfg.train.steps = 4
     straight, resumed = straight_and_resumed(sg2_cfg, digits, tmp_path, stop_at=2)
@@ -85,8 +91,7 @@ def test_mapping_features_need_a_mapping_network(tiny_cfg, digits, field):
 
 @pytest.mark.parametrize("field,value,message", [
     ("r1_every", 0, "r1_every must be a positive"), ("style_mixing", 1.5, "style_mixing must lie in"),
-    ("ada_p", -0.1, "ada_p must lie in"), ("ema_kimg", -1, "ema_kimg must not be negative"),
-    ("pl_batch_shrink", 100, "leaves no images")])
+    ("ada_p", -0.1, "ada_p must lie in"), ("ema_kimg", -1, "ema_kimg must be a finite number, 0 or more")])
 def test_bad_stylegan2_settings(sg2_cfg, digits, field, value, message):
     setattr(sg2_cfg.train, field, value)
     with pytest.raises(ConfigError, match=message):

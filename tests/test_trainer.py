@@ -89,9 +89,13 @@ def test_class_conditional_training(tiny_cfg, digits):
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("g_opt", "lbfgs", "unknown optimizer 'lbfgs'"), ("d_lr", -1.0, "d_lr must be positive"),
+    ("g_opt", "lbfgs", "unknown optimizer 'lbfgs'"), ("d_lr", -1.0, "d_lr must be a number above 0 and at most 10"),
+    ("d_lr", float("inf"), "d_lr must be a number above 0 and at most 10, got inf"),
+    ("g_lr", 1e308, "g_lr must be a number above 0 and at most 10"),
+    ("r1_gamma", float("nan"), "r1_gamma must be a finite number, 0 or more, got nan"),
+    ("ada_kimg", float("nan"), "ada_kimg must be positive"),
     ("ema_decay", 1.0, r"ema_decay must be in \[0, 1\)"), ("g_betas", (0.5, 1.5), "g_betas must lie in"),
-    ("r1_gamma", -2.0, "r1_gamma must not be negative"), ("loss", "bce", "unknown loss 'bce'"),
+    ("r1_gamma", -2.0, "r1_gamma must be a finite number, 0 or more"), ("loss", "bce", "unknown loss 'bce'"),
     ("precision", "fp8", "precision must be auto, fp32 or bf16"),
     ("batch_size", 0, "batch_size must be a positive whole number"),
     ("batch_size", 100000, "batch size 100000 is more than 4096 per process, beyond what a GAN step")])

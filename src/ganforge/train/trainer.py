@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import time
 from collections.abc import Mapping
 from contextlib import nullcontext
@@ -52,6 +53,7 @@ def complete_config(cfg: RunConfig, data: ImageDataset) -> RunConfig:
     return cfg
 
 
+MAX_LR = 10.0  # far above any GAN's; past it a typo, and inf overflows the optimizer's float
 MAX_BATCH = 4096  # per process, a sanity bound (BigGAN's whole batch was 2,048): past it, a typo's OOM kill
 
 
@@ -63,20 +65,18 @@ def validate(t, world_size: int = 1) -> None:
         if getattr(t, name) < 1:
             raise ConfigError(f"{name} must be a positive whole number, got {getattr(t, name)}")
     for name in ("g_lr", "d_lr"):
-        if not getattr(t, name) > 0:
-            raise ConfigError(f"{name} must be positive, got {getattr(t, name)}")
+        if not 0 < getattr(t, name) <= MAX_LR:  # NaN fails too; inf or 1e308 would overflow the optimizer
+            raise ConfigError(f"{name} must be a number above 0 and at most {MAX_LR:g}, got {getattr(t, name)}")
     if not 0 <= t.ema_decay < 1:
         raise ConfigError(f"ema_decay must be in [0, 1) (0 turns EMA off), got {t.ema_decay}")
     for name in ("r1_gamma", "gp_weight", "drift", "pl_weight", "ema_kimg", "ema_rampup", "ada_target"):
-        if getattr(t, name) < 0:
-            raise ConfigError(f"{name} must not be negative, got {getattr(t, name)}")
+        if not (math.isfinite(getattr(t, name)) and getattr(t, name) >= 0):
+            raise ConfigError(f"{name} must be a finite number, 0 or more, got {getattr(t, name)}")
     for name in ("style_mixing", "ada_p", "pl_decay"):
         if not 0 <= getattr(t, name) <= 1:
             raise ConfigError(f"{name} must lie in [0, 1], got {getattr(t, name)}")
-    if t.ada_kimg <= 0:
+    if not (math.isfinite(t.ada_kimg) and t.ada_kimg > 0):
         raise ConfigError(f"ada_kimg must be positive, got {t.ada_kimg}")
-    if t.pl_batch_shrink > t.batch_size:
-        raise ConfigError(f"pl_batch_shrink {t.pl_batch_shrink} leaves no images of batch {t.batch_size}")
     for name in ("g_betas", "d_betas"):
         if not all(0 <= b < 1 for b in getattr(t, name)):
             raise ConfigError(f"{name} must lie in [0, 1), got {list(getattr(t, name))}")
