@@ -15,7 +15,7 @@ from PIL import Image
 
 from ganforge.config import DataConfig
 from ganforge.data import ImageDataset, builtin_datasets, default_cache_dir, load_dataset
-from ganforge.errors import DataError, GanforgeWarning
+from ganforge.errors import ConfigError, DataError, GanforgeWarning
 
 
 def save_img(path: Path, size=(10, 10), color=(200, 30, 30), mode="RGB", fmt=None) -> Path:
@@ -319,3 +319,40 @@ def test_a_cache_that_cannot_be_written_warns_and_training_data_still_loads(tmp_
     with pytest.warns(GanforgeWarning, match="could not write the dataset cache .*; continuing without it"):
         ds = load_dataset(cfg(tmp_path / "d", cache=True), cache_dir=tmp_path / "cache")
     assert ds.images.shape == (1, 3, 8, 8)
+
+
+def _pngs(folder: Path, n: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.fromarray(np.full((8, 8), 40 * i, dtype=np.uint8)).save(folder / f"{i}.png")
+
+
+def test_linked_class_folders_are_followed_once_and_a_loop_ends(tmp_path):
+    root, store = tmp_path / "pets", tmp_path / "store"
+    _pngs(root / "bird", 2)
+    _pngs(store / "dog", 3)
+    os.symlink(store / "dog", root / "dog")
+    os.symlink(root, root / "bird" / "loop")  # a link back up: must not recurse
+    data = load_dataset(DataConfig(source=str(root), resolution=8, cache=False))
+    assert data.class_names == ["bird", "dog"] and len(data) == 5
+    assert sorted(data.labels.tolist()) == [0, 0, 1, 1, 1]
+
+
+def test_a_conditional_family_says_why_a_folder_gave_no_labels(tmp_path):
+    from ganforge.config import RunConfig
+    from ganforge.train.trainer import complete_config
+
+    cfg = RunConfig()
+    cfg.model.family = "cdcgan"
+    _pngs(tmp_path / "a" / "cat", 2)
+    _pngs(tmp_path / "a" / "dog", 2)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "a" / "stray.png")
+    _pngs(tmp_path / "b" / "only", 2)
+    for folder, reason in (("a", "1 image(s) lie beside the class sub-folders, not in one (first: stray.png): "
+                                 "move them into a class folder or out of the data folder"),
+                           ("b", "it has one class sub-folder (only); a conditional model needs two or more")):
+        data = load_dataset(DataConfig(source=str(tmp_path / folder), resolution=8, cache=False))
+        with pytest.raises(ConfigError) as e:
+            complete_config(cfg, data)
+        assert str(e.value) == (f"model family 'cdcgan' needs class labels, but '{tmp_path / folder}' gives none: "
+                                f"{reason}")

@@ -15,7 +15,7 @@ from ganforge.config import DataConfig
 from ganforge.data import cache as _cache
 from ganforge.data.builtin import BUILTINS, load_builtin
 from ganforge.data.core import DEFAULT_FOLDER_RESOLUTION, FIT_MODES, IMAGE_EXTENSIONS, MIN_RESOLUTION, ImageDataset
-from ganforge.data.files import Decoded, decode_all, scan_folder, scan_zip
+from ganforge.data.files import Decoded, decode_all, scan_folder, scan_zip, why_unlabelled
 from ganforge.errors import DataError, OutputPathError, warn
 
 __all__ = ["DataError", "ImageDataset", "load_dataset", "builtin_datasets", "default_cache_dir",
@@ -109,5 +109,7 @@ def load_dataset(cfg: DataConfig, cache_dir: str | Path | None = None, family: s
         _note_ignored_labels(len(data.class_names), family)
 
     labels = torch.from_numpy(data.labels) if data.labels is not None else None
-    return _pad(ImageDataset(torch.from_numpy(data.images), labels, list(data.class_names), display, data.skipped),
-                cfg.pad)
+    dataset = ImageDataset(torch.from_numpy(data.images), labels, list(data.class_names), display, data.skipped)
+    if labels is None and cfg.labels:
+        dataset.label_note = why_unlabelled(src.rel)
+    return _pad(dataset, cfg.pad)

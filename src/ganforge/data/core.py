@@ -35,6 +35,7 @@ class ImageDataset:
     class_names: list[str] = field(default_factory=list)
     name: str = ""
     skipped: int = 0
+    label_note: str = ""  # why a folder gave no labels (files beside the class folders, ...), for messages
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:

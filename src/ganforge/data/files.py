@@ -42,8 +42,17 @@ def _wanted(rel: str) -> bool:
 def scan_folder(root: Path) -> FileSource:
     src = FileSource(root, is_zip=False)
     found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d != "__MACOSX"]
+    seen = {os.path.realpath(root)}
+    # Linked folders are followed (a class folder is often a link to where the images are), each real
+    # folder once, so a link to a folder above cannot loop.
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        kept = []
+        for d in dirnames:
+            real = os.path.realpath(os.path.join(dirpath, d))
+            if not d.startswith(".") and d != "__MACOSX" and real not in seen:
+                seen.add(real)
+                kept.append(d)
+        dirnames[:] = kept
         for fname in filenames:
             full = Path(dirpath, fname)
             rel = full.relative_to(root).as_posix()
@@ -101,6 +110,19 @@ def class_of(rel: str) -> str | None:
     """The first-level sub-folder holding ``rel``, or None for a file at the top level."""
     parts = PurePosixPath(rel).parts
     return parts[0] if len(parts) > 1 else None
+
+
+def why_unlabelled(rels: list[str]) -> str:
+    """Why a folder of images gives no class labels, for a message: files beside the class folders, or too
+    few class folders ("" when the folder does have two classes or more)."""
+    top = [r for r in rels if class_of(r) is None]
+    if top and len(top) < len(rels):
+        return (f"{len(top)} image(s) lie beside the class sub-folders, not in one (first: {top[0]}): move them "
+                "into a class folder or out of the data folder")
+    classes = {class_of(r) for r in rels} - {None}
+    if len(classes) == 1:
+        return f"it has one class sub-folder ({next(iter(classes))}); a conditional model needs two or more"
+    return ""
 
 
 @dataclass

@@ -39,6 +39,9 @@ def complete_config(cfg: RunConfig, data: ImageDataset) -> RunConfig:
     m.resolution, m.channels = data.resolution, data.channels
     if models.is_conditional(m.family):
         if data.num_classes < 2:
+            note = getattr(data, "label_note", "")
+            if note:
+                raise ConfigError(f"model family '{m.family}' needs class labels, but '{data.name}' gives none: {note}")
             raise ConfigError(f"model family '{m.family}' needs class labels, but data set '{data.name}' has none: "
                               "use a labelled data set (sub-folders per class) or an unconditional family (dcgan)")
         m.num_classes = data.num_classes
