@@ -1,6 +1,8 @@
 """`ganforge bench`'s report: each precision once, and both inference precisions of networks that have them."""
 import re
 
+import pytest
+
 import ganforge.devices
 import ganforge.train.bench
 from ganforge.cli.app import main
@@ -72,3 +74,13 @@ def test_paired_trainer_benchmark_reports_one_ratio_per_cycle(monkeypatch, capsy
     for r in out["cycles"]:
         assert r["ratio"] == pytest.approx(r["trainer_img_per_s"] / r["plain_img_per_s"], rel=0.01)
     assert out["median_ratio"] > 0
+
+
+def test_bench_refuses_a_batch_no_step_can_hold_before_loading_anything(monkeypatch, capsys):
+    import ganforge.train.bench as bench
+
+    monkeypatch.setattr(bench, "load_dataset", lambda *a, **k: pytest.fail("data loaded first"))
+    assert main(["bench", "--batch-size", "100000", "--steps", "1", "--repeats", "1"]) == 2
+    assert capsys.readouterr().err.strip() == ("ganforge bench: error: batch size 100000 is more than 4096 per "
+                                               "process, beyond what a GAN step can hold in memory: give a smaller "
+                                               "--batch-size (or growth batch)")

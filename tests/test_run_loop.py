@@ -1,6 +1,7 @@
 """The training loop as a user meets it: stop signals at each stage, checks before the data is read, the
 progress output without a terminal, the sample grid's size and a torn log line."""
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -393,3 +394,15 @@ def test_resume_takes_a_moved_data_folder_and_names_the_flags_it_ignores(tmp_pat
                      "--quiet"]) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["data"]["source"] == str(moved) and cfg["train"]["steps"] == 2 and cfg["train"]["g_lr"] != 0.1
+
+
+def test_networks_too_big_for_the_machine_are_refused_before_the_data_is_read(tmp_path, monkeypatch, capsys):
+    import ganforge.train.run as run_module
+
+    monkeypatch.setattr(ganforge.data, "load_dataset", lambda *a, **k: pytest.fail("the data was loaded"))
+    monkeypatch.setattr(run_module, "machine_memory", lambda: 2**30)  # a 1 GiB machine
+    assert main(["train", "digits", "--family", "mlp", "--resolution", "256", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(r"ganforge train: error: G and D have [\d,]+ million parameters: training them needs over "
+                        r"[\d,]+ GiB, more than this machine's 1 GiB; lower --resolution or the network width", err)
+    assert not (tmp_path / "r").exists()

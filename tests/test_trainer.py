@@ -98,6 +98,7 @@ def test_class_conditional_training(tiny_cfg, digits):
     ("r1_gamma", -2.0, "r1_gamma must be a finite number, 0 or more"), ("loss", "bce", "unknown loss 'bce'"),
     ("precision", "fp8", "precision must be auto, fp32 or bf16"),
     ("batch_size", 0, "batch_size must be a positive whole number"),
+    ("grid_size", 100000, "grid_size 100000 is more than 1024 images"),
     ("batch_size", 100000, "batch size 100000 is more than 4096 per process, beyond what a GAN step")])
 def test_bad_settings_are_config_errors(tiny_cfg, digits, field, value, message):
     setattr(tiny_cfg.train, field, value)

@@ -14,7 +14,14 @@ import torch
 from ganforge.config import DataConfig
 from ganforge.data import cache as _cache
 from ganforge.data.builtin import BUILTINS, load_builtin
-from ganforge.data.core import DEFAULT_FOLDER_RESOLUTION, FIT_MODES, IMAGE_EXTENSIONS, MIN_RESOLUTION, ImageDataset
+from ganforge.data.core import (
+    DEFAULT_FOLDER_RESOLUTION,
+    FIT_MODES,
+    IMAGE_EXTENSIONS,
+    MAX_RESOLUTION,
+    MIN_RESOLUTION,
+    ImageDataset,
+)
 from ganforge.data.files import Decoded, decode_all, scan_folder, scan_zip, why_unlabelled
 from ganforge.errors import DataError, OutputPathError, warn
 
@@ -35,8 +42,10 @@ def default_cache_dir() -> Path:
 
 def _check_options(cfg: DataConfig) -> None:
     res = cfg.resolution
-    if res is not None and (isinstance(res, bool) or not isinstance(res, int) or res < MIN_RESOLUTION):
-        raise DataError(f"resolution must be a whole number >= {MIN_RESOLUTION} (or unset), got {res!r}")
+    if res is not None and (isinstance(res, bool) or not isinstance(res, int)
+                            or not MIN_RESOLUTION <= res <= MAX_RESOLUTION):
+        raise DataError(f"resolution must be a whole number from {MIN_RESOLUTION} to {MAX_RESOLUTION} (or unset), "
+                        f"got {res!r}")
     if cfg.channels not in (None, 1, 3) or isinstance(cfg.channels, bool):
         raise DataError(f"channels must be 1 (gray), 3 (RGB) or unset for auto, got {cfg.channels!r}")
     if cfg.fit not in FIT_MODES:

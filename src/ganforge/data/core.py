@@ -10,6 +10,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
 FIT_MODES = ("center-crop", "pad", "stretch")
 DEFAULT_FOLDER_RESOLUTION = 64
 MIN_RESOLUTION = 4
+MAX_RESOLUTION = 2048  # above the largest GANs' (1024): past it a typo, and memory runs out
 
 
 def to_signed_unit(x, normalize: str):

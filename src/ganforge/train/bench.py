@@ -26,7 +26,7 @@ from ganforge.devices import reduced_precision_ok, resolve_device, resolve_preci
 from ganforge.generate.sampling import latents
 from ganforge.models.stylegan2 import set_precision
 from ganforge.models.stylegan2.networks import low_precision
-from ganforge.train.trainer import Trainer, complete_config
+from ganforge.train.trainer import Trainer, complete_config, validate
 
 
 def plain_loop_speed(cfg: RunConfig, images: torch.Tensor, steps: int, device) -> float:
@@ -128,6 +128,7 @@ def run_bench(family: str = "dcgan", data: str = "mnist", steps: int = 40, batch
     cfg.train.diffaug = ""  # same work as the plain loop: no augmentation
     cfg.train.ema_decay = 0.0
     cfg.train.loss = "ns"
+    validate(cfg.train)  # a batch no GAN step can hold is refused before anything is allocated
     dataset = load_dataset(cfg.data)
     full = complete_config(cfg, dataset)
     precision = resolve_precision("auto", dev)

@@ -117,7 +117,8 @@ def _build_error(cfg: RunConfig, res: int, ch: int, k: int) -> str | None:
     try:
         full = complete_config(cfg, stand_in)
         with torch.device("meta"):
-            G, _ = models.build(full.model)
+            G, D = models.build(full.model)
+        check_fits_memory(G, D)
         t = full.train
         if t.style_mixing > 0:
             require_mapping(G, full.model.family, "style_mixing")
@@ -128,6 +129,25 @@ def _build_error(cfg: RunConfig, res: int, ch: int, k: int) -> str | None:
     except Exception:  # not a configuration problem (or not one that shows without data): the real build tells
         return None
     return None
+
+
+def machine_memory() -> int | None:
+    """This machine's physical memory in bytes (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits_memory(G: torch.nn.Module, D: torch.nn.Module) -> None:
+    """Refuse networks whose weights, gradients and two Adam moments alone (16 bytes a parameter) pass the
+    machine's memory: such a run would be killed, or fail allocating, once it starts."""
+    total = machine_memory()
+    params = sum(p.numel() for net in (G, D) for p in net.parameters())
+    if total and params * 16 > total:
+        raise ConfigError(f"G and D have {params / 1e6:,.0f} million parameters: training them needs over "
+                          f"{params * 16 / 2**30:,.0f} GiB, more than this machine's {total / 2**30:,.0f} GiB; "
+                          "lower --resolution or the network width")
 
 
 def _require_tensorboard() -> None:

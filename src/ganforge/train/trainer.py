@@ -57,6 +57,7 @@ def complete_config(cfg: RunConfig, data: ImageDataset) -> RunConfig:
 
 
 MAX_LR = 10.0  # far above any GAN's; past it a typo, and inf overflows the optimizer's float
+MAX_GRID = 1024  # images in one sample grid (32 x 32)
 MAX_BATCH = 4096  # per process, a sanity bound (BigGAN's whole batch was 2,048): past it, a typo's OOM kill
 
 
@@ -86,6 +87,10 @@ def validate(t, world_size: int = 1) -> None:
     for name in ("g_momentum", "d_momentum"):
         if not 0 <= getattr(t, name) < 1:
             raise ConfigError(f"{name} must lie in [0, 1), got {getattr(t, name)}")
+    if t.grid_size > MAX_GRID:
+        raise ConfigError(f"grid_size {t.grid_size} is more than {MAX_GRID} images: a sample grid that large "
+                          "takes minutes to render at every sample step and is too big to view; give a smaller "
+                          "--grid-size (ganforge generate writes any number of samples after training)")
     if t.batch_size // max(world_size, 1) > MAX_BATCH:  # what one process holds
         per = "" if world_size == 1 else f" ({t.batch_size // world_size} per process)"
         raise ConfigError(f"batch size {t.batch_size}{per} is more than {MAX_BATCH} per process, beyond what a "
