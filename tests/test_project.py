@@ -246,3 +246,16 @@ def test_cli_project_errors(trained_run, tmp_path, tiny_cfg, capsys, monkeypatch
         err = capsys.readouterr().err
         assert err.startswith("ganforge project: error: ") and message in err and err.count("\n") == 1
     assert not (run / "projections" / "nope").exists()
+
+
+def test_load_target_names_a_folder_and_a_network_no_photo_fits(tmp_path):
+    from ganforge.edit.project import load_target
+    from ganforge.errors import StyleGANError
+
+    with pytest.raises(StyleGANError, match=f"^{tmp_path} is a folder: pass one image file"):
+        load_target(tmp_path, 3, 16)
+    photo = tmp_path / "p.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(photo)
+    with pytest.raises(StyleGANError, match="this generator draws 4-channel images; a photo gives gray or RGB"):
+        load_target(photo, 4, 16)
+    assert load_target(photo, 3, 16).shape == (3, 16, 16)

@@ -249,7 +249,7 @@ def test_init_fine_tunes_from_another_runs_networks(tmp_path, capsys):
     assert "initialised D, G, G_ema from" in capsys.readouterr().out
     assert RunConfig.load(tmp_path / "b").model.g_width == 8
     assert main(["train", "digits", "--resolution", "8", "--init", str(tmp_path / "a"), "--steps", "1"]) == 2
-    assert "has resolution 16 but this data gives 8" in capsys.readouterr().err
+    assert "draws resolution 16 but this data gives 8: train with --resolution 16" in capsys.readouterr().err
 
 
 def test_channels_last_auto_is_on_for_stylegan2_on_x86_cpus_only(monkeypatch, sg2_cfg, digits, tmp_path):

@@ -353,3 +353,15 @@ def test_a_pickle_whose_generators_are_none_holds_no_generator(tmp_path):
     (tmp_path / "nones.pkl").write_bytes(pickle.dumps({"G": None, "G_ema": None, "D": None}))
     with pytest.raises(StyleGANError, match="holds no StyleGAN2 generator"):
         import_stylegan(tmp_path / "nones.pkl", tmp_path / "run")
+
+
+def test_init_from_an_imported_run_names_the_size_to_train_at_and_keeps_its_loss(stylegan_run, tmp_path, capsys):
+    from ganforge.cli import main
+
+    run, _, _ = stylegan_run
+    assert main(["train", "digits", "--init", str(run), "--steps", "1", "--out", str(tmp_path / "a")]) == 2
+    assert capsys.readouterr().err.strip() == (f"ganforge train: error: --init {run} draws resolution 16 but this "
+                                               "data gives 8: train with --resolution 16")
+    assert main(["train", "digits", "--init", str(run), "--resolution", "16", "--channels", "3", "--steps", "1",
+                 "--batch-size", "4", "--grid-size", "4", "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["loss"] == "ns"  # the importer's

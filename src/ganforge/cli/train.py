@@ -184,15 +184,18 @@ def cmd_train(a) -> int:
         raise ConfigError("--resume continues a run with its own config: drop --init, --preset and --config")
     if a.resume:
         a.resume = str(run_dir_of(a.resume))  # RUN/config.json or RUN/checkpoint.safetensors name RUN too
+        check_resumable(a.resume)  # first: a stray file is named as not a run, not as a damaged config
         cfg = RunConfig.load(a.resume)
-        check_resumable(a.resume)
         if "data" in a.explicit:  # the run's data folder moved, or the run is resumed from another directory
             cfg.data.source = a.data
         _note_ignored(a)
     else:
         cfg = _config_from_args(a)
         if a.init:
-            cfg.model = RunConfig.load(a.init).model  # the weights fix the architecture
+            init_cfg = RunConfig.load(a.init)
+            cfg.model = init_cfg.model  # the weights fix the architecture
+            if "loss" not in a.explicit and not (a.preset or a.config):
+                cfg.train.loss = init_cfg.train.loss  # fine-tune with the objective the network was trained on
     if not a.resume:  # a file, a path under one, or a read-only place: said before the data is decoded
         from ganforge.storage.images import check_output_dir
 
@@ -267,7 +270,7 @@ def _prepare(a, cfg: RunConfig, device, dist, made: list[Path]):
     from ganforge.devices import set_cpu_threads
     from ganforge.train import distributed
     from ganforge.train.run import Run, new_run_dir
-    from ganforge.train.trainer import Trainer, init_weights
+    from ganforge.train.trainer import Trainer, check_init_fits, init_weights
 
     if device.type == "cuda":
         import torch
@@ -287,6 +290,8 @@ def _prepare(a, cfg: RunConfig, device, dist, made: list[Path]):
             print(f"resuming {a.resume} at step {done} of {steps}" + (
                 f": already done; give --steps above {done} to train further" if done >= steps else ""))
         return run
+    if a.init:
+        check_init_fits(a.init, RunConfig.load(a.init), data)
     trainer = Trainer(cfg, data, device=device, dist=dist)
     if a.init:
         from ganforge.storage.checkpoint import load_checkpoint

@@ -239,8 +239,13 @@ def load_target(path: str | Path, channels: int, resolution: int) -> torch.Tenso
     from ganforge.data.images import decode, describe_error, prepare
 
     p = Path(path)
+    if p.is_dir():
+        raise StyleGANError(f"{p} is a folder: pass one image file (.png, .jpg, ...) to project")
     if not p.is_file():
         raise StyleGANError(f"{p} not found: pass an image file (.png, .jpg, ...) to project")
+    if channels not in (1, 3):
+        raise StyleGANError(f"this generator draws {channels}-channel images; a photo gives gray or RGB, so only "
+                            "networks with 1 or 3 channels can be projected onto")
     try:
         img, _ = decode(str(p), channels)
         arr = prepare(img, "center-crop", resolution)

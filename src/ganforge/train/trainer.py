@@ -526,6 +526,20 @@ def load_loop_state(t, tensors: dict[str, torch.Tensor], meta: dict[str, Any], n
     t.perm, t.pos, t.step_count = tensors["data.perm"].long(), int(meta["data_pos"]), int(meta["step"])
 
 
+def check_init_fits(run: str, init_cfg: RunConfig, data: ImageDataset) -> None:
+    """The data must give the image size, channels and classes of the --init run's networks."""
+    want = init_cfg.model
+    pad = init_cfg.data.pad if isinstance(init_cfg.data.pad, int) else 0
+    gives = {"resolution": data.resolution, "channels": data.channels,
+             "num_classes": data.num_classes if want.num_classes else 0}
+    fixes = {"resolution": f"--resolution {want.resolution - 2 * pad}" + (f" --pad {pad}" if pad else ""),
+             "channels": f"--channels {want.channels}", "num_classes": f"a data set with {want.num_classes} classes"}
+    for name, value in gives.items():
+        if value != getattr(want, name):
+            raise ConfigError(f"--init {run} draws {name.replace('num_', '')} {getattr(want, name)} but this data "
+                              f"gives {value}: train with {fixes[name]}")
+
+
 def init_weights(trainer: Trainer, run: str, tensors: dict[str, torch.Tensor], init_cfg: RunConfig) -> list[str]:
     """Start ``trainer`` from another run's networks (fine-tuning, e.g. an imported official pickle): G and
     G_ema (either stands in for the other), and D when the run has one. Returns the networks loaded."""

@@ -74,7 +74,7 @@ def build_networks(cfg: ModelConfig) -> tuple[Generator, GanforgeDiscriminator]:
     res = cfg.resolution
     if res < 8 or res & (res - 1):
         raise ConfigError(f"stylegan2 needs a power-of-two resolution of at least 8 (e.g. 16, 32, 64), got {res}; "
-                          "use --resolution to resize the data")
+                          "train with --resolution set to one")
     if cfg.spectral_norm:
         raise ConfigError("stylegan2 does not use spectral normalisation (it relies on equalized learning "
                           "rate and R1): drop --spectral-norm")
