@@ -365,3 +365,36 @@ def test_init_from_an_imported_run_names_the_size_to_train_at_and_keeps_its_loss
     assert main(["train", "digits", "--init", str(run), "--resolution", "16", "--channels", "3", "--steps", "1",
                  "--batch-size", "4", "--grid-size", "4", "--out", str(tmp_path / "b"), "--quiet"]) == 0
     assert json.loads((tmp_path / "b" / "config.json").read_text())["train"]["loss"] == "ns"  # the importer's
+
+
+def test_style_names_offered_are_the_ones_the_model_has_and_gifs_cap_their_fps(stylegan_run, tmp_path, capsys):
+    from ganforge.cli import main
+    from ganforge.errors import OutputPathError
+    from ganforge.storage.images import check_video_path
+
+    G = Generator(**dict(SMALL_G, img_resolution=8))
+    with pytest.raises(StyleGANError) as e:
+        style_layers(G, "middle")
+    assert str(e.value) == "a 8x8 model has no middle styles (16x16 and up); use coarse or layer numbers 0-3"
+    with pytest.raises(OutputPathError, match="a GIF plays at most 50 frames per second"):
+        check_video_path(tmp_path / "a.gif", 60)
+    assert check_video_path(tmp_path / "a.gif", 50) == tmp_path / "a.gif"
+    run, _, _ = stylegan_run
+    assert main(["interpolate", str(run), "--fps", "1000", "--out", str(tmp_path / "walk.gif")]) == 2
+    assert "give --fps 50 or less, or write .mp4" in capsys.readouterr().err
+    assert not (tmp_path / "walk.gif").exists()
+
+
+def test_a_four_channel_network_is_compared_with_no_real_images(tmp_path, monkeypatch, capsys):
+    from ganforge.cli import main
+
+    torch.manual_seed(0)
+    g_kwargs = dict(SMALL_G, img_channels=4)
+    G = Generator(**g_kwargs).eval()
+    (tmp_path / "g4.pkl").write_bytes(official_style_pickle({"G_ema": G}, {id(G): g_kwargs}, monkeypatch, "x"))
+    monkeypatch.undo()
+    run = import_stylegan(tmp_path / "g4.pkl", tmp_path / "run")
+    assert main(["eval", str(run), "--metrics", "swd", "--real", "photos", "--n", "8"]) == 2
+    assert capsys.readouterr().err.strip() == (f"ganforge eval: error: {run} draws 4-channel images, and real images "
+                                               "are gray or RGB, so no metric compares them: only --metrics ppl,ls "
+                                               "apply")

@@ -157,7 +157,7 @@ def cmd_edit(a) -> int:
     from ganforge.generate.stylegan import require_stylegan
 
     strengths = parse_strengths(a.strength)
-    check_strip_path(a.out)
+    check_strip_path(a.out, a.fps)
     cfg, G = _load(a)
     dirs = load_directions(a.directions, G, family=cfg.model.family)
     dirs.index(a.name)

@@ -87,7 +87,7 @@ def cmd_interpolate(a) -> int:
     from ganforge.generate.sampling import interpolate
     from ganforge.storage.images import check_video_path
 
-    check_video_path(a.out)  # a missing writer is reported before the run loads, not after the frames render
+    check_video_path(a.out, a.fps)  # a missing writer is reported before the run loads, not after the frames render
     cfg, G, _ = load_run(a.run, precision=a.precision)
     walk = interpolate
     if a.space == "w":

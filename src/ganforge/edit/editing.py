@@ -140,7 +140,7 @@ def edit_images(G, dirs: Directions, name: str, seed: int = 0, strengths: Sequen
     return synthesize(G, ws.to(next(G.parameters()).device), batch_size=batch_size)
 
 
-def check_strip_path(out: str | Path) -> Path:
+def check_strip_path(out: str | Path, fps: int | None = None) -> Path:
     """An edit strip is a picture (.png, .jpg, .webp, ...) or an animation (.gif, .mp4)."""
     from PIL import Image
 
@@ -148,7 +148,7 @@ def check_strip_path(out: str | Path) -> Path:
 
     out = Path(out)
     if out.suffix.lower() in VIDEO_SUFFIXES:
-        return check_video_path(out)
+        return check_video_path(out, fps)
     if out.suffix.lower() not in Image.registered_extensions():
         raise OutputPathError(f"cannot tell the format of {out} from '{out.suffix}': use .png or .jpg for a strip, "
                               ".gif or .mp4 for an animation")
@@ -162,7 +162,7 @@ def render_strip(G, dirs: Directions, name: str, seed: int = 0,
     """:func:`edit_images`, written to ``out``: a PNG (or JPG) strip, one image per strength from left to
     right, or a GIF/MP4 with one frame per strength. Returns the images ``[S, C, H, W]``."""
     if out is not None:
-        check_strip_path(out)
+        check_strip_path(out, fps)
     images = edit_images(G, dirs, name, seed, strengths, layers, w, class_index, family=family)
     if out is not None:
         up = auto_upscale(images.shape[-1], 64)

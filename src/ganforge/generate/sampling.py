@@ -195,7 +195,7 @@ def interpolation_latents(G, keys: int, steps: int, seed: int, truncation: float
 def interpolate(G, out: str | Path, keys: int = 4, steps: int = 24, seed: int = 0, class_index: int | None = None,
                 truncation: float = 1.0, n: int = 1, fps: int = 20) -> Path:
     """Render a looping latent walk to a GIF/MP4; ``n`` > 1 shows n independent walks side by side."""
-    check_video_path(out)
+    check_video_path(out, fps)
     walks = [interpolation_latents(G, keys, steps, seed + j, truncation) for j in range(n)]
     z = torch.stack(walks, dim=1).reshape(-1, G.z_dim)  # frame-major: n images per frame
     c = classes(G, z.shape[0], class_index)

@@ -166,8 +166,13 @@ def style_layers(G, spec: str) -> list[int]:
         lo, hi = STYLE_RANGES[text]
         layers = [i for i in range(num_ws) if lo <= _layer_resolution(i) and (hi is None or _layer_resolution(i) <= hi)]
         if not layers:
+            def drawn(a, b):
+                return any(a <= _layer_resolution(i) and (b is None or _layer_resolution(i) <= b)
+                           for i in range(num_ws))
+
+            have = [n for n, (a, b) in STYLE_RANGES.items() if drawn(a, b)]
             raise StyleGANError(f"a {G.img_resolution}x{G.img_resolution} model has no {text} styles "
-                                f"({lo}x{lo} and up); use coarse, middle or layer numbers 0-{num_ws - 1}")
+                                f"({lo}x{lo} and up); use {', '.join(have)} or layer numbers 0-{num_ws - 1}")
         return layers
     try:
         layers = sorted({i for part in text.split(",") for i in _int_range(part)})
@@ -263,7 +268,7 @@ def interpolate_w(G, out: str | Path, keys: int = 4, steps: int = 24, seed: int 
                   truncation: float = 1.0, n: int = 1, fps: int = 20) -> Path:
     """A looping walk, linear in w space, through ``keys`` seeded key points (the same key images as the
     z-space ``generate.interpolate``); ``n`` > 1 shows n walks (seeds seed, seed+1, ...) side by side."""
-    check_video_path(out)
+    check_video_path(out, fps)
     require_stylegan(G, None, "interpolation in w space")
     check_walk(keys, steps)
     walks = []

@@ -53,7 +53,11 @@ def run_eval(run: str | None, fake: str | None, real: str | None, opts: EvalOpti
                             "imported without D): leave out the d metric")
         if not getattr(D, "weights_loaded", True):
             D = None  # a discriminator with no trained weights would score noise
-        if real is None and opts.metrics and set(opts.metrics) <= GENERATOR_METRICS:
+        only_generator = bool(opts.metrics) and set(opts.metrics) <= GENERATOR_METRICS
+        if G.img_shape[0] not in (1, 3) and not only_generator:
+            raise EvalError(f"{run} draws {G.img_shape[0]}-channel images, and real images are gray or RGB, so no "
+                            "metric compares them: only --metrics ppl,ls apply")
+        if real is None and only_generator:
             real_src = NoRealImages(G)
         elif real is None and cfg.data.source.startswith("imported:"):
             raise EvalError(f"{run} was imported ({cfg.data.source.split(':', 1)[1]}), so it has no training data "

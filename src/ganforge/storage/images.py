@@ -16,12 +16,18 @@ from ganforge.storage.atomic import atomic_path, atomic_write_with
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
 
-def check_video_path(path: str | Path) -> Path:
+MAX_GIF_FPS = 50  # GIF frame times are in hundredths of a second, and browsers slow frames shorter than 0.02 s
+
+
+def check_video_path(path: str | Path, fps: int | None = None) -> Path:
     """Fail before rendering, not after: the suffix must be .gif, or .mp4 with imageio-ffmpeg installed."""
     path = check_output_file(path)  # a folder of that name, or a file above it: said as such
     suffix = path.suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise OutputPathError(f"unsupported video format '{suffix}' for {path}: use .gif or .mp4")
+    if suffix == ".gif" and fps is not None and fps > MAX_GIF_FPS:
+        raise OutputPathError(f"a GIF plays at most {MAX_GIF_FPS} frames per second (browsers slow faster ones "
+                              f"down), got --fps {fps}: give --fps {MAX_GIF_FPS} or less, or write .mp4")
     if suffix == ".mp4":
         # Both: imageio alone (scikit-image installs it) has no MP4 writer and would fail after rendering.
         for module in ("imageio", "imageio_ffmpeg"):
@@ -125,7 +131,7 @@ def save_gif(frames: Sequence[Image.Image], path: str | Path, ms_per_frame: int 
 
 def save_video(frames: Sequence[Image.Image], path: str | Path, fps: int = 20) -> Path:
     """GIF via Pillow; MP4 via imageio-ffmpeg when it is installed."""
-    path = check_video_path(path)
+    path = check_video_path(path, fps)
     if path.suffix.lower() == ".gif":
         return save_gif(frames, path, ms_per_frame=round(1000 / fps))
     import imageio.v2 as imageio
