@@ -356,3 +356,16 @@ def test_a_conditional_family_says_why_a_folder_gave_no_labels(tmp_path):
             complete_config(cfg, data)
         assert str(e.value) == (f"model family 'cdcgan' needs class labels, but '{tmp_path / folder}' gives none: "
                                 f"{reason}")
+
+
+def test_an_image_over_pil_s_pixel_limit_is_skipped_with_a_reason_not_a_raw_warning(tmp_path, monkeypatch):
+    _pngs(tmp_path / "imgs", 2)
+    Image.fromarray(np.zeros((12, 12), np.uint8)).save(tmp_path / "imgs" / "big.png")
+    monkeypatch.setattr(PIL.Image, "MAX_IMAGE_PIXELS", 100)  # 144 px: where PIL only warns (up to twice the limit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        data = load_dataset(DataConfig(source=str(tmp_path / "imgs"), resolution=8, cache=False))
+    assert len(data) == 2 and data.skipped == 1
+    assert not [w for w in caught if issubclass(w.category, PIL.Image.DecompressionBombWarning)]
+    [note] = [str(w.message) for w in caught if issubclass(w.category, GanforgeWarning)]
+    assert "big.png: too many pixels (over PIL's limit of 100): a possible decompression bomb" in note

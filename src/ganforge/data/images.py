@@ -1,6 +1,7 @@
 """Decoding one image file and turning it into a square uint8 array of the wanted size."""
 from __future__ import annotations
 
+import warnings
 from typing import IO
 
 import numpy as np
@@ -52,6 +53,8 @@ def describe_error(e: BaseException) -> str:
     """A short reason for a failed decode, without PIL's repeated file name or object repr."""
     if isinstance(e, UnidentifiedImageError):
         return "cannot identify image file"
+    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return f"too many pixels (over PIL's limit of {Image.MAX_IMAGE_PIXELS:,}): a possible decompression bomb"
     text = str(e).strip()
     return text if text else type(e).__name__
 
@@ -70,13 +73,15 @@ def decode(fp: str | IO[bytes], channels: int | None) -> tuple[Image.Image, bool
 def first_frame(fp) -> Image.Image:
     """The first frame of an image file, loaded and turned upright as its EXIF orientation says (phone photos
     store their rotation there), in its own mode. Raises whatever PIL raises for unreadable files."""
-    with Image.open(fp) as im:
-        im.seek(0)
-        im.load()
-        try:
-            return ImageOps.exif_transpose(im)  # a copy, transposed or not
-        except Exception:  # a damaged EXIF block should not cost the whole image
-            return im.copy()
+    with warnings.catch_warnings():  # PIL only warns between its bomb limit and twice it: refuse those too
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(fp) as im:
+            im.seek(0)
+            im.load()
+            try:
+                return ImageOps.exif_transpose(im)  # a copy, transposed or not
+            except Exception:  # a damaged EXIF block should not cost the whole image
+                return im.copy()
 
 
 def make_square(img: Image.Image, fit: str) -> Image.Image:
