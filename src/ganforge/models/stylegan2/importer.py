@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ganforge.errors import GanforgeError
 from ganforge.models.stylegan2.networks import Discriminator, Generator
 from ganforge.models.stylegan2.state import load_official_state
 from ganforge.storage.torchload import RefusedPickleError, load_tensors
@@ -176,7 +177,7 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise UnsafePickleError("refusing a persistent id in the pickle: official network pickles have none")
 
 
-class ForeignFileError(ValueError):
+class ForeignFileError(GanforgeError, ValueError):
     """The file is a known kind of network file, but not one this importer reads."""
 
 
