@@ -106,11 +106,10 @@ def psi_list(value: str) -> list[float]:
     return psis
 
 
-MAX_SEED = 2**32 - 1  # torch's CPU generator keeps only a seed's low 32 bits: larger ones would repeat
-
-
 def seed(value: str) -> int:
-    """One seed, 0 to MAX_SEED."""
+    """One seed, 0 to MAX_SEED (see ganforge.generate.sampling)."""
+    from ganforge.generate.sampling import MAX_SEED
+
     try:
         v = int(value)
     except ValueError:
@@ -132,6 +131,8 @@ def seeds(value: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected seeds like 1,2,3 or 0-4, got '{value}'") from None
     if not seeds:
         raise argparse.ArgumentTypeError(f"no seeds in '{value}'")
+    from ganforge.generate.sampling import MAX_SEED
+
     if max(seeds) > MAX_SEED:
         raise argparse.ArgumentTypeError(f"seeds go from 0 to {MAX_SEED} (larger ones would repeat smaller ones), "
                                          f"got {max(seeds)}")

@@ -42,14 +42,13 @@ import torch
 import torch.nn as nn
 
 from ganforge.errors import ConfigError, GenerateError, OutputPathError, StyleGANError, warn
-from ganforge.generate.sampling import generate, latents, truncates_in_w
+from ganforge.generate.sampling import MAX_SEED, generate, latents, truncates_in_w
 from ganforge.generate.stylegan import map_to_w, style_layers
 
 METHODS = ("sefa", "pca", "svm")
 SPACES = ("z", "w")
 FORMAT = "ganforge-directions"
 FORMAT_VERSION = 1
-MAX_SEED = 2 ** 32 - 1
 STD_SAMPLES = 2000  # latents whose projections give a closed-form direction its unit of strength
 DEFAULT_FRACTION = 0.25
 

@@ -28,6 +28,8 @@ from ganforge.storage.images import (
     to_uint8,
 )
 
+MAX_SEED = 2**32 - 1  # torch's CPU generator keeps only a seed's low 32 bits: larger ones would repeat
+
 
 def latents(G, n: int, seed: int, truncation: float = 1.0) -> torch.Tensor:
     """``n`` latents from seed ``seed``; the first k are the same whatever ``n`` is.
@@ -36,8 +38,8 @@ def latents(G, n: int, seed: int, truncation: float = 1.0) -> torch.Tensor:
     For w-space generators z is returned as drawn: pass psi to ``generate`` instead.
     """
     check_truncation(truncation)
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise GenerateError(f"seed must be a whole number from 0 to {2**32 - 1} (torch keeps only a seed's low 32 "
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise GenerateError(f"seed must be a whole number from 0 to {MAX_SEED} (torch keeps only a seed's low 32 "
                             f"bits, so larger ones would repeat smaller ones), got {str(seed)[:30]}")
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, G.z_dim, generator=g)

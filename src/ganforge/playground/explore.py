@@ -47,14 +47,13 @@ from ganforge.edit.directions import Directions as FoundDirections
 from ganforge.edit.directions import check_network, load_directions
 from ganforge.errors import GanforgeError, GenerateError
 from ganforge.generate.runs import load_run
-from ganforge.generate.sampling import classes, generate, slerp, truncates_in_w
+from ganforge.generate.sampling import MAX_SEED, classes, generate, slerp, truncates_in_w
 from ganforge.generate.stylegan import seed_latents, synthesize
 from ganforge.playground.security import BadJSON, parse_json, require_token
 from ganforge.storage.checkpoint import CHECKPOINT_NAME
 from ganforge.storage.images import grid
 
 MAX_N = 64  # images per render
-MAX_SEED = 2 ** 32
 PSI_RANGE = (-2.0, 2.0)
 MAX_STRENGTH = 10.0  # a slider's reach, in standard deviations
 NUM_DIRECTIONS = 8  # principal directions offered (fewer when the latent is smaller)
@@ -416,7 +415,7 @@ def parse_render(body: dict) -> dict:
     unknown = sorted(set(body) - set(RENDER_FIELDS))
     if unknown:
         raise GenerateError(f"unknown render field '{clip(unknown[0])}': use {', '.join(RENDER_FIELDS)}")
-    kw = {"seed": _int(body.get("seed", 0), "seed", 0, MAX_SEED), "n": _int(body.get("n", 1), "n", 1, MAX_N + 1),
+    kw = {"seed": _int(body.get("seed", 0), "seed", 0, MAX_SEED + 1), "n": _int(body.get("n", 1), "n", 1, MAX_N + 1),
           "psi": _float(body.get("psi", 1.0), "psi"), "cls": body.get("class"), "space": body.get("space")}
     strengths = body.get("directions") or []
     if not isinstance(strengths, list):
@@ -432,10 +431,11 @@ def parse_render(body: dict) -> dict:
                             "standard deviations")
     if body.get("mix") is not None:
         m = _object(body["mix"], "mix", ("seed", "from_layer"))
-        kw["mix"] = Mix(_int(m["seed"], "mix seed", 0, MAX_SEED), _int(m["from_layer"], "mix from_layer", 0, 1 << 16))
+        kw["mix"] = Mix(_int(m["seed"], "mix seed", 0, MAX_SEED + 1),
+                        _int(m["from_layer"], "mix from_layer", 0, 1 << 16))
     if body.get("interp") is not None:
         i = _object(body["interp"], "interp", ("seed_b", "t"))
-        kw["interp"] = Interp(_int(i["seed_b"], "interp seed_b", 0, MAX_SEED), _float(i["t"], "interp t"))
+        kw["interp"] = Interp(_int(i["seed_b"], "interp seed_b", 0, MAX_SEED + 1), _float(i["t"], "interp t"))
     if kw["space"] is not None and not isinstance(kw["space"], str):
         raise GenerateError("space must be w or z")
     return kw
