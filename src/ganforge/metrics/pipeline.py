@@ -48,11 +48,11 @@ def run_eval(run: str | None, fake: str | None, real: str | None, opts: EvalOpti
 
         cfg, G, D = load_run(run, device, precision)
         fake_src = GeneratorSource(G, name=f"{run} (step {G.step})", truncation=truncation)
-        if "d" in (opts.metrics or ()) and not getattr(D, "weights_loaded", True):
-            raise EvalError(f"metric 'd' needs the run's discriminator, and {run} holds none (a generator "
-                            "imported without D): leave out the d metric")
-        if not getattr(D, "weights_loaded", True):
-            D = None  # a discriminator with no trained weights would score noise
+        if not D.weights_loaded:  # a discriminator with no trained weights would score noise
+            if "d" in (opts.metrics or ()):
+                raise EvalError(f"metric 'd' needs the run's discriminator, and {run} holds none (a generator "
+                                "imported without D): leave out the d metric")
+            D = None
         only_generator = bool(opts.metrics) and set(opts.metrics) <= GENERATOR_METRICS
         if G.img_shape[0] not in (1, 3) and not only_generator:
             raise EvalError(f"{run} draws {G.img_shape[0]}-channel images, and real images are gray or RGB, so no "
