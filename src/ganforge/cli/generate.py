@@ -50,7 +50,8 @@ def cmd_generate(a) -> int:
     else:
         images = sample(G, a.n, seed=a.seed, class_index=a.class_index, truncation=a.truncation[0],
                         batch_size=a.batch_size, center=a.truncation_center)
-        nrow = G.num_classes if G.num_classes and a.class_index is None else None
+        # one column per class (the classes cycle), but no empty columns when there are fewer images
+        nrow = min(G.num_classes, a.n) if G.num_classes and a.class_index is None else None
     if out:
         if sweep:
             count = sum(len(write_pngs(table[:, j], out, prefix=f"psi{psi:g}"))
